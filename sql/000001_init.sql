@@ -690,7 +690,11 @@ DECLARE
                        ELSE '(' || (SELECT string_agg(format('%I', c), ', ') FROM unnest(p_columns) AS c) || ')' END;
   v_numbered text;
 BEGIN
-  IF p_form = 'explain' THEN
+  IF p_form = 'direct' THEN
+    -- WITH … (DELETE … RETURNING) SELECT …: a data-modifying WITH cannot be nested, so the statement is the
+    -- whole query of CREATE TABLE AS; _row is added afterwards (see _run_step) and no cap applies.
+    RETURN v_target || p_body;
+  ELSIF p_form = 'explain' THEN
     RETURN v_target || format('SELECT row_number() OVER () AS _row, l AS "QUERY PLAN" FROM bgtask._explain_lines(%L) AS l', p_body);
   ELSIF p_form = 'cte' THEN
     v_numbered := format(E'WITH q%s AS (\n%s\n) SELECT row_number() OVER () AS _row, q.* FROM q', v_alias, p_body);
@@ -768,7 +772,7 @@ BEGIN
     ELSE
       -- Probe only the forms the first keyword allows: a failed probe is an ERROR line in the server log.
       FOREACH v_form IN ARRAY CASE
-          WHEN v_body ~* '^(\s|\(|--[^\n]*(\n|$)|/\*([^*]|\*+[^*/])*\*+/)*(select|values|table|with)\M' THEN ARRAY['subquery', 'cte']
+          WHEN v_body ~* '^(\s|\(|--[^\n]*(\n|$)|/\*([^*]|\*+[^*/])*\*+/)*(select|values|table|with)\M' THEN ARRAY['subquery', 'cte', 'direct']
           WHEN v_body ~* '^(\s|--[^\n]*(\n|$)|/\*([^*]|\*+[^*/])*\*+/)*(insert|update|delete|merge)\M' AND v_body ~* '\mreturning\M' THEN ARRAY['cte']
           ELSE '{}'::text[] END LOOP
         v_try := bgtask._capture_sql(v_form, v_table, v_body, v_max, v_unlogged);
@@ -785,12 +789,15 @@ BEGIN
     END IF;
     IF v_try IS NOT NULL THEN
       v_capture := v_form;
-      v_cmd := v_try || format(E';\nCREATE INDEX ON bgtask_result.%I USING brin (_row)', v_table);
+      v_cmd := v_try
+        || CASE WHEN v_form = 'direct'
+                THEN format(E';\nALTER TABLE bgtask_result.%I ADD COLUMN _row bigint GENERATED ALWAYS AS IDENTITY', v_table) ELSE '' END
+        || format(E';\nCREATE INDEX ON bgtask_result.%I USING brin (_row)', v_table);
     END IF;
   END IF;
 
   IF v_cmd IS NOT NULL THEN
-    IF v_max IS NOT NULL AND v_capture <> 'none' THEN
+    IF v_max IS NOT NULL AND v_capture IN ('subquery', 'cte') THEN
       PERFORM * FROM dblink(p_link, 'select set_config(''bgtask.rows_seen'', ''0'', false)') AS t(x text);
     END IF;
     CALL bgtask._worker_exec(p_task.id, p_link, v_cmd, v_out);
@@ -824,14 +831,14 @@ BEGIN
   END IF;
   v_error := CASE WHEN v_error IS NULL THEN NULL ELSE v_error || jsonb_build_object('step', p_n) END;
 
-  IF v_capture IN ('subquery', 'cte', 'explain') AND v_state = 'done' THEN
+  IF v_capture IN ('subquery', 'cte', 'direct', 'explain') AND v_state = 'done' THEN
     v_stored := bgtask._tag_rows(v_tags[1]);
     v_rows := v_stored;
-    IF v_max IS NOT NULL AND v_capture <> 'explain' THEN
+    IF v_max IS NOT NULL AND v_capture IN ('subquery', 'cte') THEN
       SELECT x::bigint INTO v_seen FROM dblink(p_link, 'select current_setting(''bgtask.rows_seen'', true)') AS t(x text);
       v_rows := greatest(v_stored, v_seen);
     END IF;
-  ELSIF v_capture NOT IN ('subquery', 'cte', 'explain') THEN
+  ELSIF v_capture NOT IN ('subquery', 'cte', 'direct', 'explain') THEN
     SELECT sum(bgtask._tag_rows(t)) INTO v_rows FROM unnest(v_tags) AS t;
     IF (v_out ->> 'rows_not_captured')::boolean THEN
       v_capture := 'not captured: the statement returned rows but could not be wrapped (several statements in one string?); submit it as its own step';
@@ -840,11 +847,11 @@ BEGIN
 
   UPDATE bgtask.tbl_task_step
   SET state = v_state, end_time = clock_timestamp(),
-      command_tag = CASE WHEN v_capture IN ('subquery', 'cte', 'explain') THEN v_tags[1] ELSE v_tags[cardinality(v_tags)] END,
+      command_tag = CASE WHEN v_capture IN ('subquery', 'cte', 'direct', 'explain') THEN v_tags[1] ELSE v_tags[cardinality(v_tags)] END,
       rows_affected = v_rows, error = v_error, capture = v_capture,
-      result_table = CASE WHEN v_capture IN ('subquery', 'cte', 'explain') AND v_state = 'done' THEN v_table END,
-      result_rows = CASE WHEN v_capture IN ('subquery', 'cte', 'explain') THEN v_rows END,
-      result_stored = CASE WHEN v_capture IN ('subquery', 'cte', 'explain') THEN v_stored END
+      result_table = CASE WHEN v_capture IN ('subquery', 'cte', 'direct', 'explain') AND v_state = 'done' THEN v_table END,
+      result_rows = CASE WHEN v_capture IN ('subquery', 'cte', 'direct', 'explain') THEN v_rows END,
+      result_stored = CASE WHEN v_capture IN ('subquery', 'cte', 'direct', 'explain') THEN v_stored END
   WHERE task_id = p_task.id AND n = p_n;
   COMMIT;
   p_result := jsonb_build_object('state', v_state, 'error', v_error, 'rows', v_rows);
