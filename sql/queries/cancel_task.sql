@@ -1,0 +1,1 @@
+select bgtask.cancel_task($1::bigint) as cancelled

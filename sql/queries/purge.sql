@@ -1,0 +1,1 @@
+select bgtask.purge($1::interval, $2::integer) as purged

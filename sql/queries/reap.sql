@@ -1,0 +1,1 @@
+select bgtask.reap() as lost

@@ -1,0 +1,1 @@
+select bgtask.result_table($1::bigint, $2::integer)::text as result_table

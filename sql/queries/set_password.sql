@@ -1,0 +1,1 @@
+select bgtask.set_password($1::text) as message
