@@ -681,13 +681,18 @@ $$;
 -- numbered, rows past the cap are counted in the worker's bgtask.rows_seen setting and dropped (a plain
 -- `_row <= N` filter becomes a window run condition that stops the query: DESIGN.md §3).
 CREATE OR REPLACE FUNCTION bgtask._capture_sql(p_form text, p_table text, p_body text, p_max bigint,
-                                               p_unlogged boolean, p_columns text[] DEFAULT NULL)
+                                               p_unlogged boolean, p_columns text[] DEFAULT NULL,
+                                               p_as_text boolean DEFAULT false)
 RETURNS text
 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   v_target text := format('CREATE %sTABLE bgtask_result.%I AS ', CASE WHEN p_unlogged THEN 'UNLOGGED ' ELSE '' END, p_table);
   v_alias text := CASE WHEN p_columns IS NULL THEN ''
                        ELSE '(' || (SELECT string_agg(format('%I', c), ', ') FROM unnest(p_columns) AS c) || ')' END;
+  -- As text: a column of a pseudo-type (void from pg_sleep(), record) cannot be a table column.
+  v_list text := CASE WHEN p_as_text AND p_columns IS NOT NULL
+                      THEN (SELECT string_agg(format('q.%I::text AS %I', c, c), ', ') FROM unnest(p_columns) AS c)
+                      ELSE 'q.*' END;
   v_numbered text;
 BEGIN
   IF p_form = 'direct' THEN
@@ -699,7 +704,7 @@ BEGIN
   ELSIF p_form = 'cte' THEN
     v_numbered := format(E'WITH q%s AS (\n%s\n) SELECT row_number() OVER () AS _row, q.* FROM q', v_alias, p_body);
   ELSE
-    v_numbered := format(E'SELECT row_number() OVER () AS _row, q.* FROM (\n%s\n) AS q%s', p_body, v_alias);
+    v_numbered := format(E'SELECT row_number() OVER () AS _row, %s FROM (\n%s\n) AS q%s', v_list, p_body, v_alias);
   END IF;
   IF p_max IS NULL THEN
     RETURN v_target || v_numbered;
@@ -801,11 +806,16 @@ BEGIN
       PERFORM * FROM dblink(p_link, 'select set_config(''bgtask.rows_seen'', ''0'', false)') AS t(x text);
     END IF;
     CALL bgtask._worker_exec(p_task.id, p_link, v_cmd, v_out);
-    IF v_capture = 'subquery' AND v_out -> 'error' ->> 'sqlstate' = '42701' THEN
-      -- Duplicate or reserved column names (a join's two "id" columns): CREATE TABLE AS failed before the query
-      -- produced a row, so read the names, make them unique, and run it again.
+    IF v_capture = 'subquery' AND v_out -> 'error' ->> 'sqlstate' IN ('42701', '42P16') THEN
+      -- Duplicate or reserved column names (a join's two "id" columns), or a column of a pseudo-type (void from
+      -- pg_sleep()): CREATE TABLE AS failed before the query produced a row, so read the names, make them
+      -- unique (and, for a pseudo-type, store every column as text), and run it again.
       SELECT c INTO v_columns FROM dblink(p_link, format('select bgtask._result_columns(%L)', v_body)) AS t(c text[]);
-      v_cmd := bgtask._capture_sql('subquery', v_table, v_body, v_max, v_unlogged, bgtask._unique_names(v_columns))
+      IF v_out -> 'error' ->> 'sqlstate' = '42P16' THEN
+        v_capture := 'subquery';
+      END IF;
+      v_cmd := bgtask._capture_sql('subquery', v_table, v_body, v_max, v_unlogged, bgtask._unique_names(v_columns),
+                                   v_out -> 'error' ->> 'sqlstate' = '42P16')
                || format(E';\nCREATE INDEX ON bgtask_result.%I USING brin (_row)', v_table);
       CALL bgtask._worker_exec(p_task.id, p_link, v_cmd, v_out);
     ELSIF v_capture = 'cte' AND v_out -> 'error' ->> 'sqlstate' = '42701' THEN
