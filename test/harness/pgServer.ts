@@ -51,7 +51,7 @@ export class PgServer {
   /** The server log (stderr of postgres); tests read it with {@link PgServer.readLog}. */
   readonly logFile: string;
   /** The bootstrap superuser and its random password. */
-  readonly superuser = { user: 'postgres', password: crypto.randomBytes(18).toString('base64url') };
+  readonly superuser = { user: 'postgres' as const, password: crypto.randomBytes(18).toString('base64url') };
   private child?: ChildProcess;
   private stopping?: Promise<void>;
 
@@ -111,11 +111,40 @@ export class PgServer {
   /** The server log so far. */
   readLog(): Promise<string> { return fs.promises.readFile(this.logFile, 'utf8'); }
 
-  /** Immediate shutdown, then removes every temp dir. Idempotent; safe after a failed start. */
+  /**
+   * Immediate shutdown, then removes every temp dir. Idempotent; safe after a failed start. A persistent
+   * server (the "try it" one) shuts down cleanly instead and keeps its directory for the next run.
+   */
   stop(): Promise<void> {
     return (this.stopping ??= (async () => {
+      if (this.persistent) {
+        live.delete(this);
+        await this.shutdown('fast');
+        return;
+      }
       try { await this.shutdown('immediate'); } finally { this.removeDirs(); }
     })());
+  }
+
+  /** @internal true for a server made by {@link startPersistentServer}. */
+  persistent = false;
+
+  /** @internal Starts an existing cluster of a persistent directory on its recorded port. */
+  async resume(): Promise<void> {
+    const saved = JSON.parse(fs.readFileSync(path.join(this.baseDir, 'server.json'), 'utf8'));
+    this.superuser.password = saved.password;
+    this.port = saved.port;
+    try { return await this.launch(); } catch (e) {
+      if (!/could not bind|could not create any TCP|lock file/.test(await this.readLog())) throw e;
+    }
+    this.port = await freePort(); // the old port is taken now
+    await this.launch();
+    this.save();
+  }
+
+  /** @internal */
+  save(): void {
+    fs.writeFileSync(path.join(this.baseDir, 'server.json'), JSON.stringify({ port: this.port, password: this.superuser.password }), { mode: 0o600 });
   }
 
   /** @internal */
@@ -183,7 +212,7 @@ export class PgServer {
   /** @internal synchronous, for process exit and signals. */
   stopSync(): void {
     if (isRunning(this.child)) {
-      spawnSync(path.join(this.binDir, 'pg_ctl'), ['stop', '-D', this.dataDir, '-m', 'immediate', '-w'], pgSpawnOptions({ stdio: 'ignore' }));
+      spawnSync(path.join(this.binDir, 'pg_ctl'), ['stop', '-D', this.dataDir, '-m', this.persistent ? 'fast' : 'immediate', '-w'], pgSpawnOptions({ stdio: 'ignore' }));
       if (isRunning(this.child)) this.child!.kill('SIGKILL');
     }
     this.removeDirs();
@@ -191,6 +220,7 @@ export class PgServer {
 
   private removeDirs(): void {
     live.delete(this);
+    if (this.persistent) return;
     fs.rmSync(this.baseDir, { recursive: true, force: true, maxRetries: 3 });
   }
 }
@@ -217,6 +247,31 @@ export async function startServer(opts: { binDir?: string; settings?: Record<str
     if (server) await server.stop(); else fs.rmSync(baseDir, { recursive: true, force: true });
     throw e;
   }
+}
+
+/**
+ * A cluster that lives in `dir` across runs (for "try it"): created on the first call, started again on the
+ * same port later, shut down cleanly by stop() (and when the process exits) without deleting anything.
+ * Returns whether it was created now.
+ */
+export async function startPersistentServer(dir: string, opts: { binDir?: string; settings?: Record<string, string> } = {}): Promise<{ server: PgServer; created: boolean }> {
+  const binDir = usableBinDir(opts.binDir ? path.resolve(opts.binDir) : resolveBinDir().binDir);
+  const created = !fs.existsSync(path.join(dir, 'server.json'));
+  if (created) fs.rmSync(dir, { recursive: true, force: true }); // a half-made one from an interrupted run
+  fs.mkdirSync(dir, { recursive: true }); // parents stay traversable for the postgres OS user
+  fs.mkdirSync(path.join(dir, 'sock'), { recursive: true, mode: 0o700 });
+  giveToPgUser(dir, path.join(dir, 'sock'));
+  hookProcessExit();
+  const server = new PgServer(binDir, dir);
+  server.persistent = true;
+  live.add(server);
+  if (created) {
+    await server.init(opts.settings ?? {});
+    server.save();
+  } else {
+    await server.resume();
+  }
+  return { server, created };
 }
 
 // ---- process exit: no cluster outlives the test process ----
