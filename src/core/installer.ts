@@ -20,8 +20,25 @@ export interface SchemaStatus {
 
 /** Reads the state of the schema in the database the client is connected to. Never writes. */
 export async function schemaStatus(client: ClientBase): Promise<SchemaStatus> {
-  const s = (await client.query(queries.schemaStatus)).rows[0];
-  const installedVersion = s.has_schema ? Number((await client.query(queries.schemaVersion)).rows[0].version) : 0;
+  let s;
+  let installedVersion = 0;
+  try {
+    s = (await client.query(queries.schemaStatus)).rows[0];
+    if (s.has_schema) installedVersion = Number((await client.query(queries.schemaVersion)).rows[0].version);
+  } catch (e) {
+    const err = toTaskError(e);
+    // The schema exists but this role has no USAGE on it (not a member of bgtask_user): to_regclass() and the
+    // version query both fail with "permission denied for schema bgtask". Say what grants it instead.
+    if (err.reason === 'notPermitted') {
+      const role = s?.current_user ?? (client as { user?: string }).user ?? 'this role';
+      throw new TaskError(`Role ${role} may not use background tasks in this database.`, 'notPermitted', {
+        sqlstate: err.sqlstate,
+        hint: `A superuser (or the database's admin role) should run: GRANT bgtask_user TO ${role};`,
+        cause: e,
+      });
+    }
+    throw err;
+  }
   return {
     state: installedVersion === 0 ? 'missing' : installedVersion < latestVersion ? 'outdated' : installedVersion > latestVersion ? 'newer' : 'ok',
     installedVersion,

@@ -3,6 +3,7 @@ import { escapeIdentifier } from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { StringDecoder } from 'node:string_decoder';
 import { queries } from './generated/sql';
 import { TaskError, toTaskError } from './errors';
 import { Logger, silentLogger } from './logger';
@@ -150,28 +151,29 @@ export class TaskClient {
     const result = await this.resultColumns(taskId, n);
     if (!result) throw new TaskError(`Task #${taskId} step ${n} has no collected rows.`, 'notFound');
     const text = this.template(queries.resultPage, result.table, result.columns, ', ');
-    const client = await this.pool.connect();
+    // One query at a time through the pool: holding a client while asking the pool for another deadlocks a
+    // pool of one.
+    let res;
     try {
-      const res = await client.query({ text, values: [afterRow, limit], rowMode: 'array', types: rawText });
-      const detail = await this.query(queries.getTaskSteps, [taskId]);
-      const stored = Number(detail.rows.find((s) => s.n === n)?.result_stored ?? res.rowCount ?? 0);
-      return { columns: result.columns, firstRow: afterRow + 1, rows: res.rows.map((r: unknown[]) => r.slice(1) as (string | null)[]), totalStored: stored };
+      res = await this.pool.query({ text, values: [afterRow, limit], rowMode: 'array', types: rawText });
     } catch (e) {
       throw toTaskError(e);
-    } finally {
-      client.release();
     }
+    const detail = await this.query(queries.getTaskSteps, [taskId]);
+    const stored = Number(detail.rows.find((s) => s.n === n)?.result_stored ?? res.rowCount ?? 0);
+    return { columns: result.columns, firstRow: afterRow + 1, rows: res.rows.map((r: unknown[]) => r.slice(1) as (string | null)[]), totalStored: stored };
   }
 
   /**
    * Streams a step's result to `out` as CSV (with a header) or a JSON array, straight from COPY … TO STDOUT: no
-   * row is held in memory. Returns the number of rows written.
+   * row is held in memory. Returns the number of rows written. `out` is ended (or destroyed on failure).
    */
   async exportResult(taskId: number, n: number, format: 'csv' | 'json', out: Writable): Promise<number> {
     const result = await this.resultColumns(taskId, n);
     if (!result) throw new TaskError(`Task #${taskId} step ${n} has no collected rows.`, 'notFound');
     const text = this.template(format === 'csv' ? queries.exportCsv : queries.exportJson, result.table, result.columns, '');
     const client = await this.pool.connect();
+    let failed: Error | undefined;
     try {
       const source = client.query(copyTo(text));
       if (format === 'csv') {
@@ -181,19 +183,23 @@ export class TaskClient {
       }
       return Number(source.rowCount ?? 0);
     } catch (e) {
+      failed = e instanceof Error ? e : new Error(String(e));
       throw toTaskError(e);
     } finally {
-      client.release();
+      // A COPY cut short (the file could not be written) leaves the connection mid-protocol, with pg's reader
+      // detached by pg-copy-streams: the next query on it would hang forever. Discard it instead of pooling it.
+      client.release(failed);
     }
   }
 
   private template(text: string, table: string, columns: ResultColumn[], lead: string): string {
     const list = columns.map((c) => escapeIdentifier(c.name)).join(', ');
-    // The table comes from bgtask.result_table() as a regclass already quoted where needed.
+    // The table comes from bgtask.result_table() as a regclass already quoted where needed. One pass with a
+    // function: a column named "%TABLE%" must not be substituted again, and "$&" or "$$" in a name are not
+    // replacement patterns.
     return text
       .replace(/^--.*\n/gm, '')
-      .replace('%COLUMNS%', list === '' ? '' : lead + list)
-      .replace('%TABLE%', table);
+      .replace(/%COLUMNS%|%TABLE%/g, (m) => (m === '%TABLE%' ? table : list === '' ? '' : lead + list));
   }
 
   private async query(text: string, values: unknown[]) {
@@ -213,6 +219,9 @@ export class TaskClient {
 
 /** Turns JSON Lines into one JSON array, splitting lines across chunks. */
 function jsonArray(): Transform {
+  // COPY data arrives in socket-sized pieces that can cut a multi-byte character in two: decode with a
+  // StringDecoder, which keeps the partial bytes for the next chunk.
+  const decoder = new StringDecoder('utf8');
   let pending = '';
   let first = true;
   const emit = (line: string, push: (s: string) => void) => {
@@ -222,13 +231,13 @@ function jsonArray(): Transform {
   };
   return new Transform({
     transform(chunk: Buffer, _enc, done) {
-      const lines = (pending + chunk.toString('utf8')).split('\n');
+      const lines = (pending + decoder.write(chunk)).split('\n');
       pending = lines.pop() ?? '';
       for (const l of lines) emit(l, (s) => this.push(s));
       done();
     },
     flush(done) {
-      emit(pending, (s) => this.push(s));
+      emit(pending + decoder.end(), (s) => this.push(s));
       this.push(first ? '[]\n' : '\n]\n');
       done();
     },

@@ -72,28 +72,46 @@ export class TaskWatcher {
         await client.end();
         return;
       }
-      client.on('notification', (n: Notification) => this.onNotification(n));
-      client.on('error', (e: Error) => this.lost(client, e));
-      client.on('end', () => this.lost(client, new Error('connection ended')));
-      await client.query(queries.listen);
-      this.client = client;
+      const c = client;
+      c.on('notification', (n: Notification) => this.onNotification(n));
+      c.on('error', (e: Error) => this.lost(c, e));
+      c.on('end', () => this.lost(c, new Error('connection ended')));
+      await c.query(queries.listen);
+      if (this.disposed) {
+        // dispose() ran while LISTEN was on its way: it could not see this client yet, so close it here.
+        await c.end();
+        return;
+      }
+      this.client = c;
       this.listening = true;
       this.backoff = this.opts.minBackoffMs;
       this.opts.log.info('watcher: listening on channel bgtask');
       this.schedulePoll();
-      this.onEvent({ kind: 'resync', why: 'connected' });
+      this.emit({ kind: 'resync', why: 'connected' });
     } catch (e) {
+      client?.end().catch(() => undefined); // already failing; the warning below says why
+      if (this.disposed) return; // nothing to retry, nobody to tell
       this.opts.log.warn(`watcher: cannot listen (${e instanceof Error ? e.message : String(e)}); polling every ${this.opts.fastPollMs / 1000} s`);
-      client?.end().catch(() => undefined); // already failing; the warning above says why
-      this.lost(client, e);
+      this.retry();
     }
   }
 
-  private lost(client: Client | undefined, e: unknown): void {
-    if (this.disposed || (this.client !== undefined && this.client !== client)) return;
-    if (this.client === client && this.listening) {
-      this.opts.log.warn(`watcher: connection lost: ${e instanceof Error ? e.message : String(e)}`);
-    }
+  /** An 'error' or 'end' of a client: only the current one matters (a failed or replaced one is already handled). */
+  private lost(client: Client, e: unknown): void {
+    if (this.disposed || client !== this.client) return;
+    this.opts.log.warn(`watcher: connection lost: ${e instanceof Error ? e.message : String(e)}`);
+    this.retry();
+    // After an 'error' the socket may still be open: close it before a new one replaces it. Its own 'end' comes
+    // back here and is ignored (no longer current); a failure to close is moot, the connection is unusable.
+    client.end().catch((err: unknown) => this.opts.log.trace(`watcher: close: ${String(err)}`));
+  }
+
+  /**
+   * Polls fast and schedules one reconnect. Events of a stale client can arrive while a reconnect is under way
+   * (a dead socket reports both 'error' and 'end'); `lost` ignores them, so there is never a second LISTEN
+   * connection that nobody would close.
+   */
+  private retry(): void {
     this.client = undefined;
     this.listening = false;
     this.schedulePoll();
@@ -111,7 +129,19 @@ export class TaskWatcher {
     if (n.channel !== 'bgtask' || !n.payload) return;
     const m = /^(\d+):([a-z]+)$/.exec(n.payload);
     if (!m) return;
-    this.onEvent({ kind: 'state', id: Number(m[1]), state: m[2] as TaskState });
+    this.emit({ kind: 'state', id: Number(m[1]), state: m[2] as TaskState });
+  }
+
+  /**
+   * Hands an event to the consumer. A throwing handler must not stop the poll timer (which reschedules after
+   * the call) nor unwind into pg's message parser (notifications): log it and carry on.
+   */
+  private emit(e: TaskEvent): void {
+    try {
+      this.onEvent(e);
+    } catch (err) {
+      this.opts.log.error(err instanceof Error ? err : new Error(String(err)));
+    }
   }
 
   private schedulePoll(): void {
@@ -119,7 +149,7 @@ export class TaskWatcher {
     if (this.disposed) return;
     const every = this.listening ? this.opts.slowPollMs : this.opts.fastPollMs;
     this.pollTimer = setTimeout(() => {
-      this.onEvent({ kind: 'resync', why: 'poll' });
+      this.emit({ kind: 'resync', why: 'poll' });
       this.schedulePoll();
     }, every * (0.8 + Math.random() * 0.4));
     this.pollTimer.unref();

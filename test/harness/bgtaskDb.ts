@@ -71,6 +71,8 @@ export async function startBgtaskDb(opts: { settings?: Record<string, string> } 
     let p = pools.get(role);
     if (!p) {
       p = new Pool({ ...server.connectionConfig(role, passwords[role], database), max: 4 });
+      // An idle pooled client dies with the server on restart(); without a listener pg would crash the run.
+      p.on('error', () => undefined);
       pools.set(role, p);
     }
     return p;

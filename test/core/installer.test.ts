@@ -1,0 +1,254 @@
+// The installer against fresh databases of a real server: status, install, re-install, two installers at once, a
+// schema newer than this build, an ordinary role, and the migration file applied as plain text (psql -f) twice.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { Client, Pool } from 'pg';
+import { BgtaskDb, startBgtaskDb } from '../harness/bgtaskDb';
+import { startServer } from '../harness/pgServer';
+import { TaskError } from '../../src/core/errors';
+import { installSchema, schemaStatus } from '../../src/core/installer';
+import { latestVersion, migrations } from '../../src/core/generated/sql';
+import { TaskClient } from '../../src/core/taskClient';
+
+let db: BgtaskDb;
+const clients: Client[] = [];
+const pools: Pool[] = [];
+
+before(async () => {
+  db = await startBgtaskDb();
+});
+after(async () => {
+  for (const c of clients) await c.end().catch(() => undefined); // some were ended by the test itself
+  for (const p of pools) await p.end();
+  await db?.close();
+});
+
+let dbCount = 0;
+/** A new empty database (from template1, so without dblink or bgtask) and a superuser client on it. */
+async function freshDatabase(): Promise<{ name: string; su: Client }> {
+  const name = `inst_${++dbCount}`;
+  await db.server.createDatabase(name);
+  return { name, su: await connect('postgres', name) };
+}
+
+async function connect(role: 'postgres' | 'alice', database: string): Promise<Client> {
+  const c = await db.client(role, database);
+  clients.push(c);
+  return c;
+}
+
+/**
+ * Everything the migration makes, as sorted lines: functions (with a hash of their body, settings and grants),
+ * tables, columns, indexes, constraints, policies, triggers, schemas, the loopback server, user mappings, roles,
+ * the version and settings rows. Result tables in bgtask_result are task data, not schema: left out. `portable`
+ * leaves out what differs between databases (name, install time, which roles stored a password).
+ */
+async function fingerprint(c: Client, portable = false): Promise<string[]> {
+  const { rows } = await c.query(`
+    with ns as (select oid from pg_namespace where nspname = 'bgtask')
+    select 'schema ' || nspname || ' ' || pg_get_userbyid(nspowner) || ' ' || coalesce(nspacl::text, '') as l
+      from pg_namespace where nspname in ('bgtask', 'bgtask_result')
+    union all
+    select 'proc ' || p.oid::regprocedure || ' ' || p.prokind::text || p.provolatile::text || p.prosecdef::text || ' ' || md5(p.prosrc)
+           || ' ' || coalesce(p.proconfig::text, '') || ' ' || coalesce(p.proacl::text, '') || ' ' || coalesce(obj_description(p.oid, 'pg_proc'), '')
+      from pg_proc p where p.pronamespace in (select oid from ns)
+    union all
+    select 'rel ' || c.oid::regclass || ' ' || c.relkind::text || c.relrowsecurity || c.relforcerowsecurity || ' ' || coalesce(c.relacl::text, '')
+           || ' ' || coalesce(obj_description(c.oid, 'pg_class'), '')
+      from pg_class c where c.relnamespace in (select oid from ns)
+    union all
+    select 'col ' || a.attrelid::regclass || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod) || ' ' || a.attnotnull
+           || ' ' || coalesce(pg_get_expr(d.adbin, d.adrelid), '') || ' ' || a.attidentity::text
+      from pg_attribute a join pg_class c on c.oid = a.attrelid left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
+     where c.relnamespace in (select oid from ns) and c.relkind in ('r', 'v') and a.attnum > 0 and not a.attisdropped
+    union all
+    select 'index ' || pg_get_indexdef(i.indexrelid) from pg_index i join pg_class c on c.oid = i.indrelid where c.relnamespace in (select oid from ns)
+    union all
+    select 'constraint ' || conrelid::regclass || ' ' || conname || ' ' || pg_get_constraintdef(oid) from pg_constraint where connamespace in (select oid from ns)
+    union all
+    select 'policy ' || polrelid::regclass || ' ' || polname || ' ' || polcmd::text || polpermissive || ' ' || polroles::regrole[]::text
+           || ' ' || coalesce(pg_get_expr(polqual, polrelid), '') || ' ' || coalesce(pg_get_expr(polwithcheck, polrelid), '')
+      from pg_policy where polrelid in (select oid from pg_class where relnamespace in (select oid from ns))
+    union all
+    select 'trigger ' || pg_get_triggerdef(t.oid) from pg_trigger t join pg_class c on c.oid = t.tgrelid where c.relnamespace in (select oid from ns) and not t.tgisinternal
+    union all
+    select 'extension ' || extname || ' ' || extversion || ' ' || extnamespace::regnamespace from pg_extension where extname = 'dblink'
+    union all
+    select 'server ' || srvname || ' ' || pg_get_userbyid(srvowner) || ' ' || replace(srvoptions::text, current_database(), 'DB') || ' ' || coalesce(srvacl::text, '')
+      from pg_foreign_server where srvname = 'bgtask_loopback'
+    union all
+    select 'mapping ' || usename from pg_user_mappings where srvname = 'bgtask_loopback' and not $1
+    union all
+    select 'role ' || r.rolname || ' ' || r.rolcanlogin || ' ' || coalesce((select string_agg(m.roleid::regrole::text, ',' order by m.roleid::regrole::text)
+                                                                            from pg_auth_members m where m.member = r.oid), '')
+      from pg_roles r where r.rolname in ('bgtask_user', 'bgtask_admin')
+    union all
+    select 'version ' || version || ' ' || name || ' ' || applied_by || case when $1 then '' else ' ' || applied_at end from bgtask.schema_version
+    union all
+    select 'setting ' || setting || '=' || value from bgtask.settings
+    order by 1`, [portable]);
+  return rows.map((r) => r.l);
+}
+
+/** Runs a task as the superuser in `database` and returns its final state (the install works end to end). */
+async function runTask(database: string, su: Client): Promise<string> {
+  await su.query('select bgtask.set_password($1)', [db.server.superuser.password]);
+  const p = new Pool({ ...db.server.connectionConfig('postgres', db.server.superuser.password, database), max: 2 });
+  pools.push(p);
+  const tasks = new TaskClient(p);
+  const id = await tasks.submit('select current_database() as db');
+  for (const deadline = Date.now() + 30_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 20))) {
+    const t = await tasks.get(id);
+    if (t && !['queued', 'running'].includes(t.state)) {
+      if (t.state === 'done') assert.deepEqual((await tasks.readResultPage(id, 1, 0, 1)).rows, [[database]]);
+      return t.state;
+    }
+  }
+  throw new Error(`task #${id} in ${database} did not end in time`);
+}
+
+let reference: string[] = [];
+
+describe('installSchema', () => {
+  test('a fresh database is missing the schema; install applies every migration and the status is ok', async () => {
+    const { name, su } = await freshDatabase();
+    const before = await schemaStatus(su);
+    assert.deepEqual({ ...before, serverVersionNum: Math.floor(before.serverVersionNum / 10000) }, {
+      state: 'missing', installedVersion: 0, latestVersion, dblinkInstalled: null, dblinkAvailable: true,
+      // Roles are cluster-wide: the fixture's database already made bgtask_user, and a superuser is in every role.
+      serverVersionNum: db.server.major, inRecovery: false, currentUser: 'postgres', isSuperuser: true, isBgtaskUser: true,
+    });
+    assert.ok(latestVersion >= 1 && latestVersion === migrations.length);
+
+    const notices: string[] = [];
+    const res = await installSchema(su, { trace: () => undefined, info: (m) => notices.push(m), warn: (m) => notices.push(m), error: () => undefined });
+    assert.deepEqual(res, { from: 0, to: latestVersion, applied: migrations.map((m) => m.name) });
+    assert.ok(notices.some((m) => m.includes(migrations[0].name)), 'the log says what was applied');
+    assert.equal(su.listenerCount('notice'), 0, 'the installer removes its notice listener');
+
+    const after = await schemaStatus(su);
+    assert.equal(after.state, 'ok');
+    assert.equal(after.installedVersion, latestVersion);
+    assert.match(after.dblinkInstalled ?? '', /^\d+\.\d+$/);
+    assert.equal(after.isBgtaskUser, true, 'a superuser is a member of every role');
+    assert.equal(await runTask(name, su), 'done');
+    reference = await fingerprint(su, true);
+    assert.ok(reference.some((l) => l.startsWith('proc bgtask.run_task(text,text,jsonb)')));
+    assert.ok(reference.some((l) => l.startsWith('policy bgtask.tbl_task task_owner')));
+
+    // Installing again is harmless: nothing applied, not one object or row changed.
+    const exact = await fingerprint(su);
+    assert.deepEqual(await installSchema(su), { from: latestVersion, to: latestVersion, applied: [] });
+    assert.deepEqual(await fingerprint(su), exact);
+  });
+
+  test('the migration file applied as plain text twice (psql -f) works, keeps tasks and mappings, and equals the installer', async () => {
+    const { name, su } = await freshDatabase();
+    await su.query(migrations[0].sql);
+    assert.equal((await schemaStatus(su)).state, migrations.length === 1 ? 'ok' : 'outdated');
+    assert.equal(await runTask(name, su), 'done');
+    const once = await fingerprint(su);
+    const [{ n: tasksBefore }] = (await su.query('select count(*)::int as n from bgtask.tbl_task')).rows;
+
+    await su.query(migrations[0].sql);
+    assert.deepEqual(await fingerprint(su), once, 'the second application changed something');
+    assert.equal((await su.query('select count(*)::int as n from bgtask.tbl_task')).rows[0].n, tasksBefore);
+    assert.equal(await runTask(name, su), 'done', 'tasks still run after the second application');
+    if (migrations.length === 1) assert.deepEqual(await fingerprint(su, true), reference);
+  });
+
+  test('two installers at once on two connections both succeed and install exactly once', async () => {
+    const { su: a } = await freshDatabase();
+    const name = (await a.query('select current_database() as d')).rows[0].d as string;
+    const b = await connect('postgres', name);
+    // Hold the migration's own lock so that both installers are inside the file, waiting, before either runs it.
+    const holder = await connect('postgres', name);
+    await holder.query('select pg_advisory_lock(1650947169, 0)');
+    const both = Promise.all([installSchema(a), installSchema(b)]);
+    const deadline = Date.now() + 10_000;
+    while ((await holder.query(`select count(*)::int as n from pg_stat_activity where datname = $1 and wait_event = 'advisory'`, [name])).rows[0].n < 2) {
+      assert.ok(Date.now() < deadline, 'both installers should be waiting for the lock');
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    await holder.query('select pg_advisory_unlock(1650947169, 0)');
+    const results = await both;
+    for (const r of results) assert.equal(r.to, latestVersion);
+    assert.deepEqual((await a.query('select version from bgtask.schema_version')).rows, migrations.map((m) => ({ version: m.version })));
+    assert.equal((await schemaStatus(b)).state, 'ok');
+    assert.deepEqual(await fingerprint(a, true), reference);
+  });
+
+  test('a schema newer than this build: schemaTooNew, and nothing changes', async () => {
+    const { su } = await freshDatabase();
+    await installSchema(su);
+    await su.query(`insert into bgtask.schema_version (version, name) values ($1, 'from_the_future')`, [latestVersion + 1]);
+    const status = await schemaStatus(su);
+    assert.equal(status.state, 'newer');
+    assert.equal(status.installedVersion, latestVersion + 1);
+    const before = await fingerprint(su);
+    const err = await installSchema(su).then(() => assert.fail('installed over a newer schema'), (e: unknown) => e);
+    assert.ok(err instanceof TaskError);
+    assert.equal(err.reason, 'schemaTooNew');
+    assert.match(err.message, new RegExp(`version ${latestVersion + 1}`));
+    assert.match(err.hint ?? '', /Update/);
+    assert.deepEqual(await fingerprint(su), before);
+    // The file guards itself too, for psql users: it refuses and rolls back.
+    await assert.rejects(su.query(migrations[0].sql), /already at version/);
+    await su.query('rollback');
+    assert.deepEqual(await fingerprint(su), before);
+  });
+
+  test('an ordinary role cannot install: notPermitted with a clear message, nothing created, the connection usable', async () => {
+    const { su, name } = await freshDatabase();
+    const alice = await connect('alice', name);
+    const status = await schemaStatus(alice);
+    assert.deepEqual([status.state, status.isSuperuser, status.currentUser], ['missing', false, 'alice']);
+    const err = await installSchema(alice).then(() => assert.fail('alice installed the schema'), (e: unknown) => e);
+    assert.ok(err instanceof TaskError);
+    assert.equal(err.reason, 'notPermitted');
+    assert.equal(err.sqlstate, '42501');
+    assert.match(err.message, /needs a superuser/);
+    assert.match(err.message, /permission denied/);
+    assert.deepEqual((await alice.query('select 1 as ok')).rows, [{ ok: 1 }], 'the failed transaction was ended');
+    assert.deepEqual((await su.query(`select nspname from pg_namespace where nspname like 'bgtask%'`)).rows, []);
+    assert.deepEqual((await su.query(`select extname from pg_extension where extname = 'dblink'`)).rows, []);
+  });
+
+  test('status as a member of bgtask_user and as a role outside it, on an installed database', async () => {
+    const alice = await connect('alice', db.database);
+    const s = await schemaStatus(alice);
+    assert.deepEqual([s.state, s.installedVersion, s.isBgtaskUser, s.isSuperuser], ['ok', latestVersion, true, false]);
+    const pw = 'frank-' + Math.random().toString(36).slice(2);
+    await db.server.createRole('frank', pw);
+    const frank = new Client(db.server.connectionConfig('frank', pw, db.database));
+    await frank.connect();
+    clients.push(frank);
+    const err = await schemaStatus(frank).then(() => assert.fail('status without rights on the schema'), (e: unknown) => e);
+    assert.ok(err instanceof TaskError, String(err));
+    assert.equal(err.reason, 'notPermitted');
+    assert.match(err.hint ?? '', /grant bgtask_user to frank/i);
+  });
+
+  test('first installs into two databases of one cluster at the same time both succeed',
+    { todo: 'SQL: roles are cluster-wide but the migration lock is per database; one CREATE ROLE fails with 23505' }, async () => {
+      // Its own server: on the fixture's, bgtask_user and bgtask_admin exist already.
+      const server = await startServer();
+      try {
+        await server.createDatabase('one');
+        await server.createDatabase('two');
+        const [a, b] = [new Client(server.connectionConfig('postgres', server.superuser.password, 'one')),
+          new Client(server.connectionConfig('postgres', server.superuser.password, 'two'))];
+        await a.connect();
+        await b.connect();
+        try {
+          const results = await Promise.allSettled([installSchema(a), installSchema(b)]);
+          assert.deepEqual(results.map((r) => (r.status === 'rejected' ? String(r.reason) : 'ok')), ['ok', 'ok']);
+        } finally {
+          await a.end();
+          await b.end();
+        }
+      } finally {
+        await server.stop();
+      }
+    });
+});
