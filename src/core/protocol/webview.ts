@@ -83,7 +83,7 @@ export type WebviewToHost =
 
 /** Validates a message from the webview (untrusted input). */
 export function isWebviewToHost(m: unknown): m is WebviewToHost {
-  if (typeof m !== 'object' || m === null) return false;
+  if (typeof m !== 'object' || m === null || Array.isArray(m)) return false;
   const o = m as Record<string, unknown>;
   const int = (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v >= 0;
   switch (o.type) {

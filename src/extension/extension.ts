@@ -1,0 +1,66 @@
+import * as vscode from 'vscode';
+import { Ctx } from './ctx';
+import { runInBackground } from './commands/run';
+import { cancelTask, collectResult, copySql, openTask, purgeHistory, rerunTask, type TaskViews } from './commands/tasks';
+import { addConnection, installSchemaCommand, removeConnection, setPassword } from './commands/connection';
+import { TaskPanels } from './taskPanel';
+import { registerTaskTree } from './taskTree';
+import { registerStatusBar } from './statusBar';
+import { registerNotifications } from './notify';
+
+/**
+ * Wiring only: build the Ctx, register each feature area, and say so when activation fails (VS Code itself
+ * would stay silent: rust-analyzer's main.ts does the same).
+ */
+export async function activate(extCtx: vscode.ExtensionContext): Promise<void> {
+  let ctx: Ctx | undefined;
+  try {
+    ctx = new Ctx(extCtx);
+    const c = ctx;
+    const panels = new TaskPanels(c);
+    c.subscriptions.push(panels);
+    const tree = registerTaskTree(c);
+    const views: TaskViews = { openPanel: (conn, id) => panels.open(conn, id), refreshTree: () => tree.refresh() };
+    registerStatusBar(c, c.connections);
+    registerNotifications(c, (conn, id) => panels.open(conn, id), (conn, id) => panels.open(conn, id));
+    c.subscriptions.push(
+      c.connections.onDidChangeTasks(({ connection, event }) => {
+        if (event.kind === 'state') panels.refresh(connection.name, event.id);
+      }),
+    );
+    const commands: Record<string, (...args: never[]) => unknown> = {
+      'pgTasks.runSelection': runInBackground(c, 'selection'),
+      'pgTasks.runStatement': runInBackground(c, 'statement'),
+      'pgTasks.runFile': runInBackground(c, 'file'),
+      'pgTasks.cancelTask': cancelTask(c),
+      'pgTasks.openTask': openTask(c, views),
+      'pgTasks.collectResult': collectResult(c, views),
+      'pgTasks.rerunTask': rerunTask(c, views),
+      'pgTasks.copySql': copySql(c),
+      'pgTasks.purgeHistory': purgeHistory(c, views),
+      'pgTasks.refresh': async () => {
+        await Promise.all(c.connections.list().map((conn) => c.connections.recheck(conn)));
+        tree.refresh();
+      },
+      'pgTasks.installSchema': installSchemaCommand(c),
+      'pgTasks.setPassword': setPassword(c),
+      'pgTasks.addConnection': addConnection(c),
+      'pgTasks.removeConnection': removeConnection(c),
+      'pgTasks.showLog': () => c.log.show(),
+    };
+    for (const [id, handler] of Object.entries(commands)) {
+      c.subscriptions.push(vscode.commands.registerCommand(id, handler));
+    }
+    c.log.info(`activated (${c.connections.list().length} connection(s))`);
+  } catch (e) {
+    ctx?.log.error(e instanceof Error ? e : String(e));
+    void vscode.window.showErrorMessage(`PG Background Tasks failed to start: ${e instanceof Error ? e.message : String(e)}`, 'Show Log').then((a) => {
+      if (a) ctx?.log.show();
+    });
+    throw e;
+  }
+}
+
+export function deactivate(): void {
+  // Everything hangs off extCtx.subscriptions (Ctx adds itself there); pools end in Connection.dispose().
+}
