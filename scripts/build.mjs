@@ -37,6 +37,10 @@ await Promise.all([
 
 mkdirSync(join(root, 'media/dist'), { recursive: true });
 copyFileSync(join(root, 'media/taskPanel.css'), join(root, 'media/dist/taskPanel.css'));
+// The language server's bundle loads the PostgreSQL parser's WASM from its own folder.
+if (nodeEntries.some(([src]) => src.includes('server'))) {
+  copyFileSync(join(root, 'node_modules/libpg-query/wasm/libpg-query.wasm'), join(root, 'dist/libpg-query.wasm'));
+}
 for (const f of ['codicon.css', 'codicon.ttf']) {
   copyFileSync(join(root, 'node_modules/@vscode/codicons/dist', f), join(root, 'media/dist', f));
 }

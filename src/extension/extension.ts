@@ -7,11 +7,16 @@ import { TaskPanels } from './taskPanel';
 import { registerTaskTree } from './taskTree';
 import { registerStatusBar } from './statusBar';
 import { registerNotifications } from './notify';
+import { startLanguageClient } from './languageClient';
+import type { LanguageClient } from 'vscode-languageclient/node';
 
 /**
  * Wiring only: build the Ctx, register each feature area, and say so when activation fails (VS Code itself
  * would stay silent: rust-analyzer's main.ts does the same).
  */
+// deactivate() must await the server's stop, and VS Code gives it no context: the one module-level handle.
+let client: LanguageClient | undefined;
+
 export async function activate(extCtx: vscode.ExtensionContext): Promise<void> {
   let ctx: Ctx | undefined;
   try {
@@ -29,9 +34,9 @@ export async function activate(extCtx: vscode.ExtensionContext): Promise<void> {
       }),
     );
     const commands: Record<string, (...args: never[]) => unknown> = {
-      'pgTasks.runSelection': runInBackground(c, 'selection'),
-      'pgTasks.runStatement': runInBackground(c, 'statement'),
-      'pgTasks.runFile': runInBackground(c, 'file'),
+      'pgTasks.runSelection': runInBackground(c, 'selection', () => client),
+      'pgTasks.runStatement': runInBackground(c, 'statement', () => client),
+      'pgTasks.runFile': runInBackground(c, 'file', () => client),
       'pgTasks.cancelTask': cancelTask(c),
       'pgTasks.openTask': openTask(c, views),
       'pgTasks.collectResult': collectResult(c, views),
@@ -52,6 +57,9 @@ export async function activate(extCtx: vscode.ExtensionContext): Promise<void> {
       c.subscriptions.push(vscode.commands.registerCommand(id, handler));
     }
     c.log.info(`activated (${c.connections.list().length} connection(s))`);
+    // Last: the commands work without it (the in-process splitter stands in), so a server that fails to
+    // start costs syntax errors and lenses, not the product.
+    client = await startLanguageClient(c);
   } catch (e) {
     ctx?.log.error(e instanceof Error ? e : String(e));
     void vscode.window.showErrorMessage(`PG Background Tasks failed to start: ${e instanceof Error ? e.message : String(e)}`, 'Show Log').then((a) => {
@@ -61,6 +69,9 @@ export async function activate(extCtx: vscode.ExtensionContext): Promise<void> {
   }
 }
 
-export function deactivate(): void {
-  // Everything hangs off extCtx.subscriptions (Ctx adds itself there); pools end in Connection.dispose().
+/** Stops the language server and waits for it; everything else hangs off extCtx.subscriptions. */
+export async function deactivate(): Promise<void> {
+  const c = client;
+  client = undefined;
+  await c?.stop();
 }

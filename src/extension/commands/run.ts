@@ -1,6 +1,8 @@
 import * as vscode from 'vscode';
-import { classify, splitSql, statementAt, statementsInRange, type SqlStatement } from '../../core/sqlSplit';
+import type { LanguageClient } from 'vscode-languageclient/node';
+import { classify, splitSql, statementAt, statementsInRange } from '../../core/sqlSplit';
 import { config } from '../config';
+import { statements as serverStatements } from '../languageClient';
 import type { Connection } from '../connections';
 import type { Ctx } from '../ctx';
 import { pickConnection } from '../pick';
@@ -8,24 +10,41 @@ import { ensureReady, showProblem } from '../problems';
 
 type Scope = 'selection' | 'statement' | 'file';
 
+/** A statement to submit: its text, where it is, whether it returns rows, and the parser's syntax error. */
+export interface RunStatement {
+  text: string;
+  kind: 'sql' | 'psql-meta' | 'empty';
+  range: vscode.Range;
+  returnsRows: boolean | null;
+  parseError?: { message: string; range: vscode.Range } | null;
+}
+
 /**
- * The statements a run command submits. Splitting follows psql (quotes, dollar quotes, nested comments),
- * so each statement becomes its own autocommit step, with the parser's "returns rows" flag.
+ * The statements a run command submits: from the language server (the real PostgreSQL parser, so what is
+ * submitted is exactly what it saw, with its syntax errors), or, while it is not running, from the same psql
+ * splitter in process. Each statement becomes its own autocommit step.
  */
-export function statementsFor(editor: vscode.TextEditor, scope: Scope): SqlStatement[] {
+export async function statementsFor(editor: vscode.TextEditor, scope: Scope, client: LanguageClient | undefined): Promise<RunStatement[]> {
   const doc = editor.document;
-  const all = splitSql(doc.getText());
-  if (scope === 'file') return all;
-  if (scope === 'selection') {
-    const sel = editor.selection;
-    const start = doc.offsetAt(sel.start);
-    const end = doc.offsetAt(sel.end);
-    // A selection inside one statement submits just the selected text, as the user asked.
-    const inSelection = splitSql(doc.getText(sel)).map((s) => ({ ...s, start: s.start + start, end: s.end + start }));
-    return inSelection.length ? inSelection : statementsInRange(all, start, end);
+  const sel = editor.selection;
+  if (client?.isRunning()) {
+    const where = scope === 'file' ? 'file' : scope === 'selection' ? new vscode.Range(sel.start, sel.end) : sel.active;
+    return (await serverStatements(client, doc, where)).map((st) => ({ ...st, kind: st.kind }));
   }
-  const at = statementAt(all, doc.offsetAt(editor.selection.active));
-  return at ? [at] : [];
+  const toRange = (start: number, end: number) => new vscode.Range(doc.positionAt(start), doc.positionAt(end));
+  const all = splitSql(doc.getText());
+  let picked;
+  if (scope === 'file') picked = all;
+  else if (scope === 'selection') {
+    const start = doc.offsetAt(sel.start);
+    // A selection inside one statement submits just the selected text, as the user asked.
+    picked = splitSql(doc.getText(sel)).map((st) => ({ ...st, start: st.start + start, end: st.end + start }));
+    if (!picked.length) picked = statementsInRange(all, start, doc.offsetAt(sel.end));
+  } else {
+    const at = statementAt(all, doc.offsetAt(sel.active));
+    picked = at ? [at] : [];
+  }
+  return picked.map((st) => ({ text: st.text, kind: st.kind, range: toRange(st.start, st.end), returnsRows: classify(st.text).returnsRows }));
 }
 
 const EMPTY: Record<Scope, string> = {
@@ -35,7 +54,7 @@ const EMPTY: Record<Scope, string> = {
 };
 
 /** Run Selection / Run Statement / Run File: pick the connection, ask for a description, submit, report. */
-export function runInBackground(ctx: Ctx, scope: Scope) {
+export function runInBackground(ctx: Ctx, scope: Scope, languageClient: () => LanguageClient | undefined) {
   return async (uri?: vscode.Uri, range?: vscode.Range): Promise<number | undefined> => {
     let editor = vscode.window.activeTextEditor;
     if (uri && editor?.document.uri.toString() !== uri.toString()) {
@@ -46,8 +65,17 @@ export function runInBackground(ctx: Ctx, scope: Scope) {
       return undefined;
     }
     if (range) editor.selection = new vscode.Selection(range.start, range.end);
-    const statements = statementsFor(editor, range ? 'selection' : scope).filter((s) => s.kind === 'sql');
-    const meta = statementsFor(editor, range ? 'selection' : scope).filter((s) => s.kind === 'psql-meta');
+    const found = await statementsFor(editor, range ? 'selection' : scope, languageClient());
+    const statements = found.filter((st) => st.kind === 'sql');
+    const meta = found.filter((st) => st.kind === 'psql-meta');
+    const broken = statements.find((st) => st.parseError);
+    if (broken?.parseError) {
+      // The parser saw a syntax error: submitting would only record a failed task. Show where it is.
+      editor.selection = new vscode.Selection(broken.parseError.range.start, broken.parseError.range.end);
+      editor.revealRange(broken.parseError.range);
+      void vscode.window.showErrorMessage(`PG Tasks: nothing was submitted: ${broken.parseError.message} (line ${broken.parseError.range.start.line + 1}).`);
+      return undefined;
+    }
     if (meta.length) {
       void vscode.window.showWarningMessage(`PG Tasks: psql meta-commands cannot run on the server (${meta[0].text.split('\n')[0]}). Remove them from what you run.`);
       return undefined;
@@ -67,11 +95,11 @@ export function runInBackground(ctx: Ctx, scope: Scope) {
       });
       if (info === undefined) return undefined;
     }
-    const options = { ...config.taskOptions(), returns_rows: statements.map((s) => classify(s.text).returnsRows) };
+    const options = { ...config.taskOptions(), returns_rows: statements.map((st) => st.returnsRows) };
     let id: number;
     try {
       id = await vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: 'PG Tasks: submitting' }, () =>
-        connection.tasks.submit(statements.map((s) => s.text), { info: info || null, options }),
+        connection.tasks.submit(statements.map((st) => st.text), { info: info || null, options }),
       );
     } catch (e) {
       await showProblem(ctx, 'the task was not submitted', e, connection);
