@@ -14,7 +14,8 @@
 export interface SqlStatement {
   /**
    * What to submit: the source from `start` to the end of the statement's last token. It has no trailing `;`,
-   * whitespace or trailing comment (an unterminated string or comment counts as a token and stays).
+   * whitespace or trailing comment. An unterminated string or comment counts as a token and stays, up to the
+   * end of input (whitespace at the end included: it is inside the string).
    * For 'psql-meta' it is the command line without its newline (plus the inline data of a COPY … FROM STDIN).
    */
   text: string;
@@ -28,6 +29,8 @@ export interface SqlStatement {
   /**
    * Offset just after the terminating `;`. A statement without one (at the end of input, or cut off by a psql
    * command such as `\gexec`) ends after its last token, so trailing comments and blank lines are not inside it.
+   * So for 'sql', `end > start + text.length` exactly when a `;` ended the statement (src/server/resplit.ts
+   * relies on that).
    */
   end: number;
   /**

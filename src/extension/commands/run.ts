@@ -41,7 +41,7 @@ export async function statementsFor(editor: vscode.TextEditor, scope: Scope, cli
     picked = splitSql(doc.getText(sel)).map((st) => ({ ...st, start: st.start + start, end: st.end + start }));
     if (!picked.length) picked = statementsInRange(all, start, doc.offsetAt(sel.end));
   } else {
-    const at = statementAt(all, doc.offsetAt(sel.active));
+    const at = statementAt(all, doc.offsetAt(sel.active), doc.getText());
     picked = at ? [at] : [];
   }
   return picked.map((st) => ({ text: st.text, kind: st.kind, range: toRange(st.start, st.end), returnsRows: classify(st.text).returnsRows }));
