@@ -4,10 +4,12 @@
 --   psql -v ON_ERROR_STOP=1 -d yourdb -f sql/000001_init.sql
 -- Applying it twice is harmless: every statement is idempotent, and the file refuses to run over a newer schema.
 -- Architecture, rules and verified facts: DESIGN.md (sections 2, 3 and 8). The short version:
---   run_task() inserts the task row in the caller's transaction and sends `CALL bgtask.supervise(...)` on a new
---   loopback dblink connection, then drops that link. The supervisor backend waits for the caller's commit (an
---   advisory lock), runs each step on a second backend (the worker) with dblink_send_query, polls it with naps
---   and COMMITs between naps, and records every state change in committed rows. A task's outcome is therefore
+--   run_task() inserts the task row in the caller's transaction and, when the role has a free slot, sends
+--   `CALL bgtask.supervise(...)` on a new loopback dblink connection, then drops that link (a task that must wait
+--   is started by the role's next ending supervisor, or at COMMIT if a slot freed up meanwhile). The supervisor
+--   backend waits for the caller's commit (an advisory lock), runs each step on a second backend (the worker)
+--   with dblink_send_query, polls it with naps and COMMITs between naps, and records every state change in
+--   committed rows. A task's outcome is therefore
 --   recorded whatever its SQL does; only the death of the supervisor itself leaves a row `running`, and reap()
 --   detects that by comparing (pid, backend_start) with pg_stat_activity.
 
@@ -37,6 +39,37 @@ COMMENT ON SCHEMA bgtask IS 'PG Background Tasks: run long SQL as background tas
 CREATE SCHEMA IF NOT EXISTS bgtask_result;
 COMMENT ON SCHEMA bgtask_result IS 'PG Background Tasks: rows collected from tasks, one table per step that returned rows';
 
+-- The dblink calls of the engine, schema-qualified. dblink may live in any schema (often public, which any role
+-- may create in on PostgreSQL 14 and wherever a DBA granted it), so its schema must never be on a pinned
+-- search_path: a role that can create there plants an overload that wins against a pg_catalog function needing
+-- a cast (public.cardinality(bigint[]) beats pg_catalog.cardinality(anyarray)) and it runs with the rights of
+-- whoever calls bgtask — verified: as the superuser, during purge(). Every other function pins
+-- search_path = pg_catalog, pg_temp and calls dblink only through these, which name dblink's schema, as found
+-- now. Re-applying this file re-creates them (after dblink was dropped and created in another schema too).
+-- Record-returning dblink functions need a column list, so the wrappers return text: a step's command status
+-- (_dblink_get_result) or the one value of a one-row query (_dblink_value; several values travel as json).
+DO $$
+DECLARE
+  s name := (SELECT n.nspname FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace
+             WHERE e.extname OPERATOR(pg_catalog.=) 'dblink');
+  w text[];
+BEGIN
+  FOREACH w SLICE 1 IN ARRAY ARRAY[
+    ['_dblink_connect(p_link text, p_server text)', 'text', 'SELECT %I.dblink_connect($1, $2)'],
+    ['_dblink_disconnect(p_link text)', 'text', 'SELECT %I.dblink_disconnect($1)'],
+    ['_dblink_get_connections()', 'text[]', 'SELECT %I.dblink_get_connections()'],
+    ['_dblink_send_query(p_link text, p_sql text)', 'integer', 'SELECT %I.dblink_send_query($1, $2)'],
+    ['_dblink_is_busy(p_link text)', 'integer', 'SELECT %I.dblink_is_busy($1)'],
+    ['_dblink_cancel_query(p_link text)', 'text', 'SELECT %I.dblink_cancel_query($1)'],
+    ['_dblink_error_message(p_link text)', 'text', 'SELECT %I.dblink_error_message($1)'],
+    ['_dblink_get_result(p_link text, p_fail boolean)', 'SETOF text', 'SELECT status FROM %I.dblink_get_result($1, $2) AS t(status text)'],
+    ['_dblink_value(p_link text, p_sql text)', 'text', 'SELECT v FROM %I.dblink($1, $2) AS t(v text)']] LOOP
+    EXECUTE pg_catalog.format('CREATE OR REPLACE FUNCTION bgtask.%s RETURNS %s LANGUAGE sql SET search_path = pg_catalog, pg_temp AS %L',
+                              w[1], w[2], pg_catalog.format(w[3], s));
+  END LOOP;
+END
+$$;
+
 CREATE TABLE IF NOT EXISTS bgtask.schema_version (
   version    integer PRIMARY KEY,
   name       text NOT NULL,
@@ -58,11 +91,21 @@ INSERT INTO bgtask.schema_version (version, name) VALUES (1, '000001_init') ON C
 -- Roles: members of bgtask_user may submit; bgtask_admin sees and cancels every role's tasks.
 DO $$
 BEGIN
+  -- Roles are cluster-wide, but this file's lock is per database: a first install into two databases at once
+  -- may both find no role, and one CREATE ROLE then fails (unique_violation on pg_authid): the role exists, go on.
   IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'bgtask_user') THEN
-    CREATE ROLE bgtask_user NOLOGIN;
+    BEGIN
+      CREATE ROLE bgtask_user NOLOGIN;
+    EXCEPTION WHEN duplicate_object OR unique_violation THEN
+      NULL;
+    END;
   END IF;
   IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'bgtask_admin') THEN
-    CREATE ROLE bgtask_admin NOLOGIN;
+    BEGIN
+      CREATE ROLE bgtask_admin NOLOGIN;
+    EXCEPTION WHEN duplicate_object OR unique_violation THEN
+      NULL;
+    END;
   END IF;
   -- To see other roles' backend_start and to stop their orphaned workers, an admin needs these two; both are
   -- powerful (README, "Roles"). A managed service's admin role may not be allowed to grant them: say so, go on.
@@ -143,7 +186,7 @@ CREATE TABLE IF NOT EXISTS bgtask.tbl_task_step (
 );
 COMMENT ON COLUMN bgtask.tbl_task_step.returns_rows IS 'from the client''s parser when it knows; NULL lets the worker find out';
 COMMENT ON COLUMN bgtask.tbl_task_step.capture IS 'how rows were collected: table, explain, none, or why not';
-COMMENT ON COLUMN bgtask.tbl_task_step.result_table IS 'name of the table in schema bgtask_result, built from (task_id, n)';
+COMMENT ON COLUMN bgtask.tbl_task_step.result_table IS 'name of the table in schema bgtask_result: task_<task_id>_<n>_<random suffix>';
 
 -- Row-level security: a role sees and writes its own rows only; bgtask_admin sees, cancels and purges all.
 -- The supervisor runs as the task's owner and writes the row under the same policy (no SECURITY DEFINER).
@@ -159,7 +202,8 @@ DROP POLICY IF EXISTS step_owner ON bgtask.tbl_task_step;
 CREATE POLICY step_owner ON bgtask.tbl_task_step
   USING (owner = current_user) WITH CHECK (owner = current_user);
 DROP POLICY IF EXISTS step_admin ON bgtask.tbl_task_step;
-CREATE POLICY step_admin ON bgtask.tbl_task_step FOR SELECT
+-- For every command, like task_admin: an admin who cancels a queued task marks its steps skipped.
+CREATE POLICY step_admin ON bgtask.tbl_task_step
   USING (pg_catalog.pg_has_role(current_user, 'bgtask_admin', 'MEMBER'));
 
 REVOKE ALL ON ALL TABLES IN SCHEMA bgtask FROM PUBLIC;
@@ -238,7 +282,7 @@ $$;
 
 -- Advisory lock keys. The two-key form with a constant class keeps them apart from the application's own.
 CREATE OR REPLACE FUNCTION bgtask._task_key(p_id bigint) RETURNS integer
-LANGUAGE sql IMMUTABLE AS $$ SELECT (p_id % 2147483647)::integer $$;
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$ SELECT (p_id % 2147483647)::integer $$;
 
 -- Is this backend still the one that was recorded? true: same pid and backend_start; false: gone or another
 -- backend has the pid now; NULL: there is a backend with that pid but we may not see its backend_start (another
@@ -311,7 +355,7 @@ BEGIN
                           'In psql, keep the password out of your history: \prompt ''Password: '' pw  then  select bgtask.set_password(:''pw'');', session_user);
   END IF;
   BEGIN
-    PERFORM dblink_connect(p_link, 'bgtask_loopback');
+    PERFORM bgtask._dblink_connect(p_link, 'bgtask_loopback');
   EXCEPTION WHEN sqlclient_unable_to_establish_sqlconnection OR invalid_authorization_specification
                  OR invalid_password OR insufficient_privilege OR fdw_error OR duplicate_object THEN
     GET STACKED DIAGNOSTICS v_detail = PG_EXCEPTION_DETAIL;
@@ -336,8 +380,8 @@ $$;
 CREATE OR REPLACE FUNCTION bgtask._disconnect(p_link text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-  IF p_link = ANY (coalesce(dblink_get_connections(), '{}')) THEN
-    PERFORM dblink_disconnect(p_link);
+  IF p_link = ANY (coalesce(bgtask._dblink_get_connections(), '{}')) THEN
+    PERFORM bgtask._dblink_disconnect(p_link);
   END IF;
 EXCEPTION WHEN OTHERS THEN
   -- Nothing left to do: the connection is gone either way, and the caller is already handling an error.
@@ -351,22 +395,28 @@ CREATE OR REPLACE FUNCTION bgtask._launch(p_id bigint, p_token text, p_owner nam
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   v_link text := format('bgtask_launch_%s_%s', p_id, pg_backend_pid());
-  r record;
+  r jsonb;
 BEGIN
   PERFORM bgtask._connect(v_link);
   BEGIN
-    SELECT * INTO r FROM dblink(v_link,
-      'select current_database(), current_setting(''port''), pg_postmaster_start_time()')
-      AS t(db name, port text, started timestamptz);
-    IF r.db <> current_database() OR r.port <> current_setting('port') OR r.started <> pg_postmaster_start_time() THEN
+    -- Sent to a fresh session that has the role's own search_path (ALTER ROLE … SET search_path, which a role
+    -- may set for itself): every name in it is qualified, as in everything sent over a loopback link.
+    -- The same query names the backend: from now on _free_slots sees that this task's supervisor is coming.
+    r := bgtask._dblink_value(v_link, format(
+      'select pg_catalog.json_build_object(''db'', pg_catalog.current_database(), ''port'', pg_catalog.current_setting(''port''),
+                                           ''started'', pg_catalog.pg_postmaster_start_time(),
+                                           ''name'', pg_catalog.set_config(''application_name'', %L, false))',
+      format('bgtask supervisor %s', p_id)))::jsonb;
+    IF r ->> 'db' IS DISTINCT FROM current_database() OR r ->> 'port' IS DISTINCT FROM current_setting('port')
+       OR (r ->> 'started')::timestamptz IS DISTINCT FROM pg_postmaster_start_time() THEN
       RAISE EXCEPTION 'the loopback server bgtask_loopback reaches database % on port %, not this database % on port %',
-                      r.db, r.port, current_database(), current_setting('port')
+                      r ->> 'db', r ->> 'port', current_database(), current_setting('port')
         USING ERRCODE = 'object_not_in_prerequisite_state',
               DETAIL = 'This database was probably cloned from a template, renamed or restored under another name, or the port changed.',
               HINT = 'The owner of server bgtask_loopback (a superuser) should run: select bgtask.repair_loopback();';
     END IF;
-    PERFORM dblink_send_query(v_link, format('CALL bgtask.supervise(%s, %L, %L)', p_id, p_token, p_owner));
-    PERFORM dblink_disconnect(v_link);
+    PERFORM bgtask._dblink_send_query(v_link, format('CALL bgtask.supervise(%s, %L, %L)', p_id, p_token, p_owner));
+    PERFORM bgtask._dblink_disconnect(v_link);
   EXCEPTION WHEN query_canceled OR OTHERS THEN
     -- A named dblink connection survives ROLLBACK: close it on every failure path.
     PERFORM bgtask._disconnect(v_link);
@@ -376,22 +426,26 @@ END
 $$;
 
 -- The caller's settings that the worker applies before the first step, so a task sees the session it was
--- submitted from (schema search path, memory, time zone, formats).
+-- submitted from (schema search path, memory, time zone, formats). It has no SET clause, on purpose: a function's
+-- `SET search_path` would be the search_path it reads. It runs under the caller's own search_path, so every name
+-- in it is qualified; it is called only from run_task, which has no SET clause either.
 CREATE OR REPLACE FUNCTION bgtask._caller_settings() RETURNS jsonb
 LANGUAGE sql STABLE AS $$
-  SELECT jsonb_object_agg(name, current_setting(name))
-  FROM unnest(ARRAY['search_path', 'work_mem', 'maintenance_work_mem', 'temp_buffers', 'TimeZone', 'DateStyle',
-                    'IntervalStyle', 'extra_float_digits', 'max_parallel_workers_per_gather',
-                    'max_parallel_maintenance_workers']) AS name
+  SELECT pg_catalog.jsonb_object_agg(s.name, pg_catalog.current_setting(s.name))
+  FROM pg_catalog.unnest(ARRAY['search_path', 'work_mem', 'maintenance_work_mem', 'temp_buffers', 'TimeZone', 'DateStyle',
+                               'IntervalStyle', 'extra_float_digits', 'max_parallel_workers_per_gather',
+                               'max_parallel_maintenance_workers']::text[]) AS s(name)
 $$;
 
 CREATE OR REPLACE FUNCTION bgtask._is_blank(p_sql text) RETURNS boolean
-LANGUAGE sql IMMUTABLE AS $$
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
   -- Whitespace, line comments and (non-nested) block comments only.
   SELECT pg_catalog.regexp_replace(p_sql, '--[^\n]*|/\*([^*]|\*+[^*/])*\*+/|\s+', '', 'g') = ''
 $$;
 
-CREATE OR REPLACE FUNCTION bgtask._submit(p_steps text[], p_info text, p_options jsonb, p_sql text)
+-- An earlier draft took no p_settings (and so read its own pinned search_path as the caller's).
+DROP FUNCTION IF EXISTS bgtask._submit(text[], text, jsonb, text);
+CREATE OR REPLACE FUNCTION bgtask._submit(p_steps text[], p_info text, p_options jsonb, p_sql text, p_settings jsonb)
 RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -434,11 +488,11 @@ BEGIN
   INSERT INTO bgtask.tbl_task (owner, login_role, info, sql, client_info, settings, options, step_count, token)
   VALUES (current_user, session_user, p_info, p_sql,
           jsonb_build_object('usename', session_user, 'current_user', current_user, 'datname', current_database(),
-                             'search_path', current_setting('search_path'),
+                             'search_path', p_settings ->> 'search_path',
                              'application_name', current_setting('application_name'),
                              'client_addr', inet_client_addr(), 'client_port', inet_client_port(),
                              'backend_pid', pg_backend_pid()),
-          bgtask._caller_settings(), v_options, cardinality(p_steps), v_token)
+          coalesce(p_settings, '{}'), v_options, cardinality(p_steps), v_token)
   RETURNING id INTO v_id;
   INSERT INTO bgtask.tbl_task_step (task_id, n, owner, sql, returns_rows)
   SELECT v_id, s.n, current_user, s.step, (v_flags ->> (s.n::int - 1))::boolean
@@ -447,16 +501,27 @@ BEGIN
   -- The supervisor takes this lock first, so it runs only after this transaction commits and never after a
   -- rollback (the link cannot see the uncommitted row; DESIGN.md §2).
   PERFORM pg_advisory_xact_lock(1650947169, bgtask._task_key(v_id));
-  PERFORM bgtask._launch(v_id, v_token, current_user);
+  -- Launch now only if the role has a free slot: a supervisor started for a task that must wait would log in
+  -- only to find no slot and leave (a burst of submits over the limit made one such backend each). A task that
+  -- waits is started by the supervisor of the role that ends next, or — should a slot free up before this
+  -- transaction commits, which no ending supervisor could see — by the commit-time check (_launch_at_commit).
+  -- When it launches now, the connection is tried here, so a missing password or a cloned database fails this
+  -- call with what to run.
+  IF (bgtask._free_slots(current_user)).free > 0 THEN
+    PERFORM bgtask._launch(v_id, v_token, current_user);
+  END IF;
   RETURN v_id;
 END
 $$;
 
 -- The recipe's call, compatible for psql users: the whole string is one step, sent as one query.
+-- The two run_task functions have no SET clause, unlike every other function here: they must read the caller's
+-- search_path (and other settings) to hand them to the worker, and a `SET search_path` clause would be what
+-- they read. Nothing in them is looked up through the caller's search_path: every name is qualified.
 CREATE OR REPLACE FUNCTION bgtask.run_task(sql text, info text DEFAULT NULL, options jsonb DEFAULT '{}')
 RETURNS bigint
-LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
-  SELECT bgtask._submit(ARRAY[sql], info, options, sql)
+LANGUAGE sql AS $$
+  SELECT bgtask._submit(ARRAY[sql]::text[], info, options, sql, bgtask._caller_settings())
 $$;
 COMMENT ON FUNCTION bgtask.run_task(text, text, jsonb) IS
   'Runs sql as a background task on its own server-side connection; returns the task id. The whole text is one step.';
@@ -464,8 +529,8 @@ COMMENT ON FUNCTION bgtask.run_task(text, text, jsonb) IS
 -- One autocommit step per element, run in order on the worker (VACUUM and CREATE INDEX CONCURRENTLY work).
 CREATE OR REPLACE FUNCTION bgtask.run_task(steps text[], info text DEFAULT NULL, options jsonb DEFAULT '{}')
 RETURNS bigint
-LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
-  SELECT bgtask._submit(steps, info, options, array_to_string(steps, E';\n'))
+LANGUAGE sql AS $$
+  SELECT bgtask._submit(steps, info, options, pg_catalog.array_to_string(steps, E';\n'), bgtask._caller_settings())
 $$;
 COMMENT ON FUNCTION bgtask.run_task(text[], text, jsonb) IS
   'Runs each statement as its own autocommit step, in order; options: stop_on_error (default true), statement_timeout, lock_timeout, max_rows, unlogged, returns_rows.';
@@ -515,6 +580,7 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
     'context', nullif((SELECT string_agg(l, E'\n') FROM regexp_split_to_table(coalesce(p_context, ''), E'\n') AS l
                         WHERE l !~ '^while executing (query|command) on (unnamed )?dblink connection'
                           AND l !~ 'PL/pgSQL function bgtask\.'
+                          AND l !~ '^SQL function "_dblink_\w+"'
                           AND l !~ '^SQL statement "(SELECT|CALL|PERFORM) .*(dblink|bgtask\.)'), ''),
     'position', p_position, 'step', p_step))
 $$;
@@ -541,18 +607,18 @@ DECLARE
   e_state text; e_msg text; e_detail text; e_hint text; e_ctx text;
 BEGIN
   BEGIN
-    v_sent := dblink_send_query(p_link, p_sql);
+    v_sent := bgtask._dblink_send_query(p_link, p_sql);
     IF v_sent <> 1 THEN
       -- An unread result of the previous command (an unwrapped statement that returned no rows and then more):
       -- drain it and try once more.
       LOOP
         v_got := false;
-        FOR r IN SELECT * FROM dblink_get_result(p_link, false) AS t(status text) LOOP v_got := true; END LOOP;
+        FOR r IN SELECT * FROM bgtask._dblink_get_result(p_link, false) AS t(status) LOOP v_got := true; END LOOP;
         EXIT WHEN NOT v_got;
       END LOOP;
-      v_sent := dblink_send_query(p_link, p_sql);
+      v_sent := bgtask._dblink_send_query(p_link, p_sql);
       IF v_sent <> 1 THEN
-        RAISE EXCEPTION 'could not send the step to the worker: %', dblink_error_message(p_link)
+        RAISE EXCEPTION 'could not send the step to the worker: %', bgtask._dblink_error_message(p_link)
           USING ERRCODE = 'connection_failure';
       END IF;
     END IF;
@@ -567,7 +633,7 @@ BEGIN
 
   LOOP
     BEGIN
-      v_busy := dblink_is_busy(p_link) = 1;
+      v_busy := bgtask._dblink_is_busy(p_link) = 1;
       IF v_busy THEN
         PERFORM pg_sleep(v_nap);
       END IF;
@@ -579,7 +645,7 @@ BEGIN
     EXIT WHEN NOT v_busy;
     IF NOT v_cancel_sent
        AND (v_self_cancelled OR (SELECT cancel_requested FROM bgtask.tbl_task WHERE id = p_task)) THEN
-      PERFORM dblink_cancel_query(p_link);
+      PERFORM bgtask._dblink_cancel_query(p_link);
       v_cancel_sent := true;
       IF v_self_cancelled THEN
         UPDATE bgtask.tbl_task SET cancel_requested = true WHERE id = p_task;
@@ -593,7 +659,7 @@ BEGIN
   LOOP
     BEGIN
       v_got := false;
-      FOR r IN SELECT * FROM dblink_get_result(p_link) AS t(status text) LOOP
+      FOR r IN SELECT * FROM bgtask._dblink_get_result(p_link, true) AS t(status) LOOP
         IF NOT v_got THEN
           v_tags := v_tags || r.status;
         ELSE
@@ -611,7 +677,7 @@ BEGIN
                                 e_hint = PG_EXCEPTION_HINT, e_ctx = PG_EXCEPTION_CONTEXT;
         IF v_error IS NULL THEN
           v_error := bgtask._error_json(e_state, e_msg, e_detail, e_hint, e_ctx,
-                                        bgtask._error_position(dblink_error_message(p_link), p_sql), NULL);
+                                        bgtask._error_position(bgtask._dblink_error_message(p_link), p_sql), NULL);
         END IF;
         -- Keep draining after an error (the command may have more results), but not forever on a dead link.
         v_errors := v_errors + 1;
@@ -646,8 +712,8 @@ LANGUAGE plpgsql AS $$
 DECLARE
   r record;
 BEGIN
-  EXECUTE format(E'SELECT * FROM (\n%s\n) AS q LIMIT 0', p_sql) INTO r;
-  RETURN ARRAY(SELECT json_object_keys(row_to_json(r)));
+  EXECUTE pg_catalog.format(E'SELECT * FROM (\n%s\n) AS q LIMIT 0', p_sql) INTO r;
+  RETURN ARRAY(SELECT pg_catalog.json_object_keys(pg_catalog.row_to_json(r)));
 END
 $$;
 
@@ -679,7 +745,8 @@ $$;
 -- INSERT/UPDATE/DELETE/MERGE … RETURNING, 'explain'. The body keeps its own text; a newline before the closing
 -- parenthesis ends a trailing line comment. A cap (p_max) never stops execution early: every row is drawn and
 -- numbered, rows past the cap are counted in the worker's bgtask.rows_seen setting and dropped (a plain
--- `_row <= N` filter becomes a window run condition that stops the query: DESIGN.md §3).
+-- `_row <= N` filter becomes a window run condition that stops the query: DESIGN.md §3). The text runs on the
+-- worker under the caller's search_path, so every function and operator the engine adds is schema-qualified.
 CREATE OR REPLACE FUNCTION bgtask._capture_sql(p_form text, p_table text, p_body text, p_max bigint,
                                                p_unlogged boolean, p_columns text[] DEFAULT NULL,
                                                p_as_text boolean DEFAULT false)
@@ -700,36 +767,49 @@ BEGIN
     -- whole query of CREATE TABLE AS; _row is added afterwards (see _run_step) and no cap applies.
     RETURN v_target || p_body;
   ELSIF p_form = 'explain' THEN
-    RETURN v_target || format('SELECT row_number() OVER () AS _row, l AS "QUERY PLAN" FROM bgtask._explain_lines(%L) AS l', p_body);
+    RETURN v_target || format('SELECT pg_catalog.row_number() OVER () AS _row, l AS "QUERY PLAN" FROM bgtask._explain_lines(%L) AS l', p_body);
   ELSIF p_form = 'cte' THEN
-    v_numbered := format(E'WITH q%s AS (\n%s\n) SELECT row_number() OVER () AS _row, q.* FROM q', v_alias, p_body);
+    v_numbered := format(E'WITH q%s AS (\n%s\n) SELECT pg_catalog.row_number() OVER () AS _row, q.* FROM q', v_alias, p_body);
   ELSE
-    v_numbered := format(E'SELECT row_number() OVER () AS _row, %s FROM (\n%s\n) AS q%s', v_list, p_body, v_alias);
+    v_numbered := format(E'SELECT pg_catalog.row_number() OVER () AS _row, %s FROM (\n%s\n) AS q%s', v_list, p_body, v_alias);
   END IF;
   IF p_max IS NULL THEN
     RETURN v_target || v_numbered;
   END IF;
   IF p_form = 'cte' THEN
     -- A data-modifying WITH must stay at the top level: number in the CTE query, filter in a second CTE.
-    RETURN v_target || format(E'WITH q%s AS (\n%s\n), n AS (SELECT row_number() OVER () AS _row, q.* FROM q) '
-                              'SELECT n.* FROM n WHERE n._row <= %s OR set_config(''bgtask.rows_seen'', n._row::text, false) IS NULL',
+    RETURN v_target || format(E'WITH q%s AS (\n%s\n), n AS (SELECT pg_catalog.row_number() OVER () AS _row, q.* FROM q) '
+                              'SELECT n.* FROM n WHERE n._row OPERATOR(pg_catalog.<=) %s OR pg_catalog.set_config(''bgtask.rows_seen'', n._row::text, false) IS NULL',
                               v_alias, p_body, p_max);
   END IF;
-  RETURN v_target || format('SELECT s.* FROM (%s OFFSET 0) AS s WHERE s._row <= %s OR set_config(''bgtask.rows_seen'', s._row::text, false) IS NULL',
+  RETURN v_target || format('SELECT s.* FROM (%s OFFSET 0) AS s WHERE s._row OPERATOR(pg_catalog.<=) %s OR pg_catalog.set_config(''bgtask.rows_seen'', s._row::text, false) IS NULL',
                             v_numbered, p_max);
 END
 $$;
 
 CREATE OR REPLACE FUNCTION bgtask._tag_rows(p_tag text) RETURNS bigint
-LANGUAGE sql IMMUTABLE AS $$
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
   SELECT CASE WHEN p_tag ~ '^(INSERT|UPDATE|DELETE|SELECT|MERGE|COPY|FETCH|MOVE)( \d+)? \d+$'
               THEN (regexp_match(p_tag, '(\d+)$'))[1]::bigint END
 $$;
 
 CREATE OR REPLACE FUNCTION bgtask._strip_trailing(p_sql text) RETURNS text
-LANGUAGE sql IMMUTABLE AS $$
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
   -- Trailing semicolons, whitespace, and a line comment after the last semicolon.
   SELECT regexp_replace(regexp_replace(p_sql, ';(\s|--[^\n]*)*$', ''), '[\s;]+$', '')
+$$;
+
+-- The whole command that collects a step's rows: the CREATE TABLE AS of _capture_sql, _row added afterwards for
+-- the 'direct' form, and the BRIN index on _row that pages are read by.
+CREATE OR REPLACE FUNCTION bgtask._capture_command(p_form text, p_table text, p_body text, p_max bigint,
+                                                   p_unlogged boolean, p_columns text[] DEFAULT NULL,
+                                                   p_as_text boolean DEFAULT false)
+RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT bgtask._capture_sql(p_form, p_table, p_body, p_max, p_unlogged, p_columns, p_as_text)
+      || CASE WHEN p_form = 'direct'
+              THEN format(E';\nALTER TABLE bgtask_result.%I ADD COLUMN _row bigint GENERATED ALWAYS AS IDENTITY', p_table) ELSE '' END
+      || format(E';\nCREATE INDEX ON bgtask_result.%I USING brin (_row)', p_table)
 $$;
 
 -- One step on the worker. Rows are collected on the worker itself (CREATE TABLE AS), never sent to the
@@ -764,13 +844,20 @@ BEGIN
   COMMIT;
 
   v_cmd := s.sql;
-  IF s.returns_rows IS DISTINCT FROM false THEN
+  -- A client's "returns no rows" is trusted except for a statement that starts like a query: its rows would
+  -- otherwise come back to the supervisor (and SELECT … INTO simply fails the probe and runs as written).
+  IF s.returns_rows IS DISTINCT FROM false
+     OR s.sql ~* '^(\s|\(|--[^\n]*(\n|$)|/\*([^*]|\*+[^*/])*\*+/)*(select|values|table|with)\M' THEN
     v_body := bgtask._strip_trailing(s.sql);
+    -- The documented name is task_<id>_<n>. Every bgtask_user may create in bgtask_result and task ids are no
+    -- secret (LISTEN bgtask announces them), so that name may already be taken (by a relation, or a type, which
+    -- blocks it as well), or be taken between this check and the CREATE (then the CREATE fails before the
+    -- statement runs, and it is retried below): either way the rows go to a name with a random suffix, never
+    -- into someone else's table. Readers find the table through bgtask.result_table(), which checks its owner.
     v_table := format('task_%s_%s', p_task.id, p_n);
-    IF to_regclass(format('bgtask_result.%I', v_table)) IS NOT NULL THEN
-      -- Someone created a table of that name first (any bgtask_user can create there): never use theirs.
-      v_table := v_table || '_' || substr(md5(gen_random_uuid()::text), 1, 8);
-    END IF;
+    WHILE to_regclass(format('bgtask_result.%I', v_table)) IS NOT NULL OR to_regtype(format('bgtask_result.%I', v_table)) IS NOT NULL LOOP
+      v_table := format('task_%s_%s_%s', p_task.id, p_n, substr(md5(gen_random_uuid()::text), 1, 8));
+    END LOOP;
     IF v_body ~* '^(\s|--[^\n]*(\n|$)|/\*([^*]|\*+[^*/])*\*+/)*explain\M' THEN
       v_form := 'explain';
       v_try := bgtask._capture_sql('explain', v_table, v_body, NULL, v_unlogged);
@@ -794,33 +881,34 @@ BEGIN
     END IF;
     IF v_try IS NOT NULL THEN
       v_capture := v_form;
-      v_cmd := v_try
-        || CASE WHEN v_form = 'direct'
-                THEN format(E';\nALTER TABLE bgtask_result.%I ADD COLUMN _row bigint GENERATED ALWAYS AS IDENTITY', v_table) ELSE '' END
-        || format(E';\nCREATE INDEX ON bgtask_result.%I USING brin (_row)', v_table);
+      v_cmd := bgtask._capture_command(v_form, v_table, v_body, v_max, v_unlogged);
     END IF;
   END IF;
 
   IF v_cmd IS NOT NULL THEN
     IF v_max IS NOT NULL AND v_capture IN ('subquery', 'cte') THEN
-      PERFORM * FROM dblink(p_link, 'select set_config(''bgtask.rows_seen'', ''0'', false)') AS t(x text);
+      PERFORM bgtask._dblink_value(p_link, 'select pg_catalog.set_config(''bgtask.rows_seen'', ''0'', false)');
     END IF;
     CALL bgtask._worker_exec(p_task.id, p_link, v_cmd, v_out);
+    IF v_capture IN ('subquery', 'cte', 'direct', 'explain') AND v_out -> 'error' ->> 'sqlstate' = '42P07' THEN
+      v_table := format('task_%s_%s_%s', p_task.id, p_n, substr(md5(gen_random_uuid()::text), 1, 8));
+      v_cmd := bgtask._capture_command(v_form, v_table, v_body, v_max, v_unlogged);
+      CALL bgtask._worker_exec(p_task.id, p_link, v_cmd, v_out);
+    END IF;
     IF v_capture = 'subquery' AND v_out -> 'error' ->> 'sqlstate' IN ('42701', '42P16') THEN
       -- Duplicate or reserved column names (a join's two "id" columns), or a column of a pseudo-type (void from
       -- pg_sleep()): CREATE TABLE AS failed before the query produced a row, so read the names, make them
       -- unique (and, for a pseudo-type, store every column as text), and run it again.
-      SELECT c INTO v_columns FROM dblink(p_link, format('select bgtask._result_columns(%L)', v_body)) AS t(c text[]);
+      v_columns := bgtask._dblink_value(p_link, format('select bgtask._result_columns(%L)', v_body))::text[];
       IF v_out -> 'error' ->> 'sqlstate' = '42P16' THEN
         v_capture := 'subquery';
       END IF;
-      v_cmd := bgtask._capture_sql('subquery', v_table, v_body, v_max, v_unlogged, bgtask._unique_names(v_columns),
-                                   v_out -> 'error' ->> 'sqlstate' = '42P16')
-               || format(E';\nCREATE INDEX ON bgtask_result.%I USING brin (_row)', v_table);
+      v_cmd := bgtask._capture_command('subquery', v_table, v_body, v_max, v_unlogged, bgtask._unique_names(v_columns),
+                                       v_out -> 'error' ->> 'sqlstate' = '42P16');
       CALL bgtask._worker_exec(p_task.id, p_link, v_cmd, v_out);
     ELSIF v_capture = 'cte' AND v_out -> 'error' ->> 'sqlstate' = '42701' THEN
       v_capture := 'not captured: the RETURNING list has duplicate column names; give them aliases';
-      CALL bgtask._worker_exec(p_task.id, p_link, format(E'WITH q AS (\n%s\n) SELECT count(*) FROM q', v_body), v_out);
+      CALL bgtask._worker_exec(p_task.id, p_link, format(E'WITH q AS (\n%s\n) SELECT pg_catalog.count(*) FROM q', v_body), v_out);
     END IF;
     v_error := nullif(v_out -> 'error', 'null'::jsonb);
   END IF;
@@ -845,7 +933,7 @@ BEGIN
     v_stored := bgtask._tag_rows(v_tags[1]);
     v_rows := v_stored;
     IF v_max IS NOT NULL AND v_capture IN ('subquery', 'cte') THEN
-      SELECT x::bigint INTO v_seen FROM dblink(p_link, 'select current_setting(''bgtask.rows_seen'', true)') AS t(x text);
+      v_seen := bgtask._dblink_value(p_link, 'select pg_catalog.current_setting(''bgtask.rows_seen'', true)')::bigint;
       v_rows := greatest(v_stored, v_seen);
     END IF;
   ELSIF v_capture NOT IN ('subquery', 'cte', 'direct', 'explain') THEN
@@ -869,7 +957,9 @@ END
 $$;
 
 -- Takes the slot for a task if its role has one free. The per-role advisory lock (released by the caller's
--- COMMIT) makes the count and the claim one step against every other supervisor of the role.
+-- COMMIT) makes the count and the claim one step against every other supervisor of the role. A supervisor that
+-- does not run the task renames its backend before that COMMIT: _start_queued, which takes the same lock, skips
+-- queued tasks whose supervisor is on its way, and must not take a leaving one for such.
 CREATE OR REPLACE FUNCTION bgtask._claim(p_id bigint, p_token text) RETURNS text
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -879,17 +969,20 @@ BEGIN
   PERFORM pg_advisory_xact_lock(1650947170, hashtext(current_user));
   SELECT * INTO t FROM bgtask.tbl_task WHERE id = p_id AND token = p_token FOR UPDATE;
   IF NOT FOUND OR t.state <> 'queued' THEN
+    PERFORM set_config('application_name', format('bgtask supervisor %s: not queued, leaving', p_id), false);
     RETURN 'gone';
   END IF;
   IF t.cancel_requested THEN
     UPDATE bgtask.tbl_task SET state = 'cancelled', end_time = clock_timestamp(), exit_reason = 'cancelled before it started'
     WHERE id = p_id;
+    PERFORM set_config('application_name', format('bgtask supervisor %s: cancelled, leaving', p_id), false);
     RETURN 'cancelled';
   END IF;
   SELECT count(*) INTO v_running FROM bgtask.tbl_task
   WHERE owner = t.owner AND state = 'running' AND id <> p_id
     AND bgtask._backend_alive(supervisor_pid, supervisor_start) IS NOT false;
   IF v_running >= bgtask._max_running(t.owner) THEN
+    PERFORM set_config('application_name', format('bgtask supervisor %s: no free slot, leaving', p_id), false);
     RETURN 'queued';
   END IF;
   UPDATE bgtask.tbl_task
@@ -901,12 +994,36 @@ BEGIN
 END
 $$;
 
+-- How many more tasks of a role may start now: its limit, less its running tasks (unless provably lost), less its
+-- queued tasks whose supervisor is already on its way (`pending`: named by _launch before the CALL was sent, and
+-- not yet claimed). Those are neither launched again nor given another slot: several supervisors ending at once
+-- used to launch the same oldest task each, and every extra one was a backend and a login for nothing (measured:
+-- 8 backends beyond two per running task, for 12 tasks at a limit of 4). Only backends of this session user
+-- count, so another role cannot hold up the queue by naming its sessions like ours.
+CREATE OR REPLACE FUNCTION bgtask._free_slots(p_owner name, OUT free integer, OUT pending bigint[])
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  -- pg_stat_activity is read once per transaction and then cached: the commit-time check would otherwise see
+  -- the backends as they were before this very transaction launched one.
+  PERFORM pg_stat_clear_snapshot();
+  SELECT coalesce(array_agg(t.id), '{}') INTO pending
+  FROM bgtask.tbl_task t
+  WHERE t.owner = p_owner AND t.state = 'queued'
+    AND EXISTS (SELECT FROM pg_stat_activity a
+                WHERE a.application_name = format('bgtask supervisor %s', t.id)
+                  AND a.datname = current_database() AND a.usename = session_user);
+  free := bgtask._max_running(p_owner) - cardinality(pending) - (
+    SELECT count(*) FROM bgtask.tbl_task
+    WHERE owner = p_owner AND state = 'running' AND bgtask._backend_alive(supervisor_pid, supervisor_start) IS NOT false);
+END
+$$;
+
 -- Starts the role's oldest queued tasks while it has free slots. Runs as that role (a role has no right to
 -- another role's credentials); the new supervisors claim their slot after the caller commits.
 CREATE OR REPLACE FUNCTION bgtask._start_queued(p_owner name) RETURNS integer
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-  v_free integer;
+  v_slots record;
   v_started integer := 0;
   q record;
 BEGIN
@@ -914,12 +1031,10 @@ BEGIN
     RETURN 0;
   END IF;
   PERFORM pg_advisory_xact_lock(1650947170, hashtext(current_user));
-  v_free := bgtask._max_running(p_owner) - (
-    SELECT count(*) FROM bgtask.tbl_task
-    WHERE owner = p_owner AND state = 'running' AND bgtask._backend_alive(supervisor_pid, supervisor_start) IS NOT false);
+  v_slots := bgtask._free_slots(p_owner);
   FOR q IN SELECT id, token FROM bgtask.tbl_task
-           WHERE owner = p_owner AND state = 'queued' AND NOT cancel_requested
-           ORDER BY id LIMIT greatest(v_free, 0) LOOP
+           WHERE owner = p_owner AND state = 'queued' AND NOT cancel_requested AND id <> ALL (v_slots.pending)
+           ORDER BY id LIMIT greatest(v_slots.free, 0) LOOP
     PERFORM bgtask._launch(q.id, q.token, p_owner);
     v_started := v_started + 1;
   END LOOP;
@@ -927,11 +1042,45 @@ BEGIN
 END
 $$;
 
+-- The commit-time half of a submit that found no free slot (see _submit). Between the submitter's count and its
+-- COMMIT a supervisor of the role may end; it looks for queued tasks and cannot see this uncommitted one. So at
+-- COMMIT (a deferred constraint trigger) the submitter takes the role's lock — held only until the commit is
+-- done, which every ending supervisor then waits for — and counts again. A failure to launch here is only a
+-- warning: the commit goes through, and the task waits for the next ending supervisor or reap().
+CREATE OR REPLACE FUNCTION bgtask._launch_at_commit() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  t bgtask.tbl_task;
+  v_slots record;
+BEGIN
+  SELECT * INTO t FROM bgtask.tbl_task WHERE id = NEW.id;
+  IF NOT FOUND OR t.state <> 'queued' OR t.cancel_requested THEN
+    RETURN NULL;
+  END IF;
+  PERFORM pg_advisory_xact_lock(1650947170, hashtext(t.owner));
+  v_slots := bgtask._free_slots(t.owner);
+  IF t.id = ANY (v_slots.pending) OR v_slots.free <= 0 THEN
+    RETURN NULL;   -- launched at submit, or a slot will free up and its supervisor starts this task
+  END IF;
+  BEGIN
+    PERFORM bgtask._launch(t.id, t.token, t.owner);
+  EXCEPTION WHEN query_canceled OR OTHERS THEN
+    RAISE WARNING 'bgtask: task % stays queued: %', t.id, SQLERRM
+      USING HINT = 'It starts when another task of its role ends, or at select bgtask.reap().';
+  END;
+  RETURN NULL;
+END
+$$;
+DROP TRIGGER IF EXISTS tbl_task_launch_at_commit ON bgtask.tbl_task;
+CREATE CONSTRAINT TRIGGER tbl_task_launch_at_commit AFTER INSERT ON bgtask.tbl_task
+  DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION bgtask._launch_at_commit();
+
 -- The statement that prepares a fresh worker: run as the owner, under a name a DBA can find, silent (its
 -- NOTICEs would otherwise fill the server log), with the caller's settings and the task's own timeouts.
 CREATE OR REPLACE FUNCTION bgtask._worker_setup_sql(p_task bgtask.tbl_task) RETURNS text
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-  SELECT 'SELECT count(*) FROM (SELECT ' || string_agg(format('pg_catalog.set_config(%L, %L, false)', k, v), ', ' ORDER BY ord) || ') AS s'
+  -- The worker logs in with the role's own search_path (ALTER ROLE … SET), hence pg_catalog.count.
+  SELECT 'SELECT pg_catalog.count(*) FROM (SELECT ' || string_agg(format('pg_catalog.set_config(%L, %L, false)', k, v), ', ' ORDER BY ord) || ') AS s'
   FROM (
     SELECT 1 AS ord, 'role' AS k, p_task.owner::text AS v WHERE p_task.owner <> session_user
     UNION ALL SELECT 2, 'application_name', format('bgtask worker %s', p_task.id)
@@ -944,13 +1093,15 @@ $$;
 
 -- The supervisor: `CALL bgtask.supervise(id, token, owner)`, sent by _launch on a loopback connection whose
 -- client is gone a moment later. Called at top level so it may COMMIT (and therefore has no SET clause: a
--- procedure with one cannot COMMIT; it pins search_path with set_config instead). It never writes to its client
--- until it ends, and records every state change in a committed row.
+-- procedure with one cannot COMMIT; it pins search_path with set_config instead, as its first statement: until
+-- then it runs with the role's own search_path, which the role may have set to anything (ALTER ROLE … SET), so the
+-- declarations and that statement name everything with its schema). It never writes to its client until it ends,
+-- and records every state change in a committed row.
 CREATE OR REPLACE PROCEDURE bgtask.supervise(p_id bigint, p_token text, p_owner name)
 LANGUAGE plpgsql AS $$
 DECLARE
   t bgtask.tbl_task;
-  v_link text := format('bgtask_worker_%s', p_id);
+  v_link text := pg_catalog.format('bgtask_worker_%s', p_id);
   v_claim text;
   v_state text := 'done';
   v_error jsonb;
@@ -960,12 +1111,10 @@ DECLARE
   v_open boolean;
   v_out jsonb;
   i integer;
-  r record;
+  v_worker jsonb;
   e_state text; e_msg text; e_detail text; e_hint text; e_ctx text;
 BEGIN
-  PERFORM pg_catalog.set_config('search_path',
-    (SELECT format('pg_catalog, %I, pg_temp', n.nspname) FROM pg_catalog.pg_extension e
-     JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'dblink'), false);
+  PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', false);
   PERFORM set_config('client_min_messages', 'error', false);
   PERFORM set_config('client_connection_check_interval', '0', false);
   PERFORM set_config('application_name', format('bgtask supervisor %s', p_id), false);
@@ -985,11 +1134,13 @@ BEGIN
 
   BEGIN
     PERFORM bgtask._connect(v_link);
-    PERFORM * FROM dblink(v_link, bgtask._worker_setup_sql(t)) AS s(n bigint);
-    SELECT * INTO r FROM dblink(v_link,
-      'select pg_backend_pid(), (select backend_start from pg_stat_activity where pid = pg_backend_pid())')
-      AS w(pid integer, started timestamptz);
-    UPDATE bgtask.tbl_task SET worker_pid = r.pid, worker_start = r.started WHERE id = p_id;
+    PERFORM bgtask._dblink_value(v_link, bgtask._worker_setup_sql(t));
+    -- The worker now has the caller's search_path: what the engine sends it is qualified.
+    v_worker := bgtask._dblink_value(v_link,
+      'select pg_catalog.json_build_object(''pid'', pg_catalog.pg_backend_pid(), ''started'', (select a.backend_start
+         from pg_catalog.pg_stat_activity a where a.pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid()))')::jsonb;
+    UPDATE bgtask.tbl_task SET worker_pid = (v_worker ->> 'pid')::integer, worker_start = (v_worker ->> 'started')::timestamptz
+    WHERE id = p_id;
   EXCEPTION WHEN query_canceled OR OTHERS THEN
     GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_msg = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL,
                             e_hint = PG_EXCEPTION_HINT, e_ctx = PG_EXCEPTION_CONTEXT;
@@ -1017,7 +1168,7 @@ BEGIN
 
     -- A transaction the steps opened and did not close is rolled back, and the task has failed.
     BEGIN
-      SELECT o INTO v_open FROM dblink(v_link, 'select now() <> statement_timestamp()') AS x(o boolean);
+      v_open := bgtask._dblink_value(v_link, 'select pg_catalog.now() OPERATOR(pg_catalog.<>) pg_catalog.statement_timestamp()')::boolean;
     EXCEPTION WHEN in_failed_sql_transaction THEN
       v_open := true;
     WHEN OTHERS THEN
@@ -1036,13 +1187,21 @@ BEGIN
   END IF;
 
   PERFORM bgtask._disconnect(v_link);
-  UPDATE bgtask.tbl_task
+  -- A cancel keeps the reason cancel_task wrote (who asked for it).
+  UPDATE bgtask.tbl_task AS x
   SET state = v_state, end_time = clock_timestamp(), error = v_error, rows_affected = v_rows,
       exit_reason = coalesce(v_reason, CASE v_state WHEN 'done' THEN 'finished'
-                                                    WHEN 'cancelled' THEN 'cancelled'
+                                                    WHEN 'cancelled' THEN coalesce(x.exit_reason, 'cancelled')
                                                     ELSE 'a step failed' END)
-  WHERE id = p_id;
-  PERFORM bgtask._start_queued(p_owner);
+  WHERE x.id = p_id;
+  COMMIT;
+  -- The outcome is committed first: failing to start the role's next task (its connection limit, say) must not
+  -- undo it. Whatever is not started here, the next finishing supervisor or reap() starts.
+  BEGIN
+    PERFORM bgtask._start_queued(p_owner);
+  EXCEPTION WHEN query_canceled OR OTHERS THEN
+    RAISE WARNING 'bgtask: task % could not start the queued tasks of role %: %', p_id, p_owner, SQLERRM;
+  END;
   COMMIT;
 END
 $$;
@@ -1246,21 +1405,6 @@ BEGIN
       USING ERRCODE = v_state, DETAIL = replace(coalesce(v_detail, ''), password, '********');
   END;
   RETURN format('password stored for role %s: background tasks can run', session_user);
-END
-$$;
-
--- dblink may live in any schema (README, hardening): every function with a pinned search_path gets that schema
--- after pg_catalog, so their unqualified dblink calls cannot be redirected by the caller's search_path.
-DO $$
-DECLARE
-  v_schema name := (SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'dblink');
-  f regprocedure;
-BEGIN
-  FOR f IN SELECT p.oid FROM pg_proc p
-           WHERE p.pronamespace = 'bgtask'::regnamespace AND p.prokind = 'f'
-             AND EXISTS (SELECT FROM unnest(p.proconfig) AS c WHERE c LIKE 'search_path=%') LOOP
-    EXECUTE format('ALTER FUNCTION %s SET search_path = pg_catalog, %I, pg_temp', f, v_schema);
-  END LOOP;
 END
 $$;
 

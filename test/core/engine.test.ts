@@ -22,7 +22,8 @@ describe('the recipe call', () => {
     assert.equal(t.state, 'done');
     assert.equal(t.info, 'test dblink async call');
     assert.equal(t.steps[0].capture, 'subquery');
-    const rows = await db.sql(`select * from bgtask_result.${t.steps[0].resultTable}`);
+    assert.equal(t.steps[0].resultTable, `task_${id}_1`, 'the documented name, when no one has taken it');
+    const rows = await db.sql(`select * from bgtask_result.task_${id}_1`);
     assert.deepEqual(rows.map((r) => ({ ...r, _row: Number(r._row) })), [{ _row: 1, count: '10000' }]);
   });
 

@@ -230,7 +230,7 @@ describe('installSchema', () => {
   });
 
   test('first installs into two databases of one cluster at the same time both succeed',
-    { todo: 'SQL: roles are cluster-wide but the migration lock is per database; one CREATE ROLE fails with 23505' }, async () => {
+    async () => {
       // Its own server: on the fixture's, bgtask_user and bgtask_admin exist already.
       const server = await startServer();
       try {

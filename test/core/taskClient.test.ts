@@ -93,10 +93,11 @@ describe('submit and inspect', () => {
     await assert.rejects(alice.readResultPage(id, 2, 0, 10), (e: TaskError) => e instanceof TaskError && e.reason === 'notFound');
   });
 
-  test('a SELECT flagged returns_rows=false runs unwrapped and records its real command tag', { todo: 'SQL: the one value of a one-row, one-column result is recorded as the command tag' }, async () => {
+  test('a SELECT wrongly flagged returns_rows=false is still collected, with its real command tag', async () => {
     const t = await runDone(['select 7 as seven'], { returns_rows: [false] });
-    assert.equal(t.steps[0].resultTable, null);
+    assert.equal(t.steps[0].capture, 'subquery');
     assert.equal(t.steps[0].commandTag, 'SELECT 1');
+    assert.deepEqual((await alice.readResultPage(t.id, 1, 0, 10)).rows, [['7']]);
   });
 
   test('empty input is refused before anything reaches the server', async () => {
