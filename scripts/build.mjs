@@ -1,13 +1,16 @@
 // Bundles the extension host code (dist/extension.js, and the language server once it exists) and the task
 // panel's front end (media/dist/), with esbuild. `--production` minifies and drops source maps.
 import * as esbuild from 'esbuild';
-import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const production = process.argv.includes('--production');
 const common = { bundle: true, minify: production, sourcemap: !production, logLevel: 'warning', absWorkingDir: root };
+
+// Start clean: a stale development source map must not end up in a production package.
+for (const dir of ['dist', 'media/dist']) rmSync(join(root, dir), { recursive: true, force: true });
 
 const nodeEntries = [['src/extension/extension.ts', 'dist/extension.js'], ['src/server/server.ts', 'dist/server.js']]
   .filter(([src]) => existsSync(join(root, src)));
