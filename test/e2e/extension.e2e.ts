@@ -90,10 +90,24 @@ async function waitForTaskIcon(id: number, icon: string, timeout = 30_000): Prom
 
 /** Opens tasks.sql (or brings its editor to the front) with Go to File. */
 async function focusEditor(): Promise<void> {
-  await page.keyboard.press('Control+P');
-  await page.locator('.quick-input-widget input.input').fill('tasks.sql');
-  await page.locator('.quick-input-list .monaco-list-row').filter({ hasText: 'tasks.sql' }).first().click();
-  await page.locator('.monaco-editor .view-lines').filter({ hasText: 'count(*)' }).first().waitFor({ state: 'visible', timeout: 20_000 });
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await page.keyboard.press('Escape'); // whatever had focus (a toast, a webview) lets go
+      await page.keyboard.press('Control+P');
+      const box = page.locator('.quick-input-widget input.input');
+      await box.waitFor({ state: 'visible', timeout: 10_000 });
+      await box.fill('tasks.sql');
+      await page.locator('.quick-input-list .monaco-list-row').filter({ hasText: 'tasks.sql' }).first().waitFor({ timeout: 10_000 });
+      await page.keyboard.press('Enter');
+      await page.locator('.monaco-editor .view-lines').filter({ hasText: 'count(*)' }).first().waitFor({ state: 'visible', timeout: 10_000 });
+      return;
+    } catch (e) {
+      if (attempt >= 3) {
+        await wb.screenshot('failure-focus-editor');
+        throw e;
+      }
+    }
+  }
 }
 
 /** Selects line `line` (1-based) of tasks.sql. */
@@ -205,7 +219,10 @@ describe('PG Background Tasks in VS Code', () => {
     // code-server's save dialog is VS Code's simple file dialog: a path in the quick input.
     const box = page.locator('.quick-input-widget input.input');
     await box.waitFor({ state: 'visible', timeout: 15_000 });
+    // Wait until the dialog has put in its default (…/task-N-1.csv), or it would overwrite what we type.
+    await page.waitForFunction(() => /task-\d+-\d+\.csv$/.test((document.querySelector('.quick-input-widget input.input') as HTMLInputElement | null)?.value ?? ''), undefined, { timeout: 15_000 });
     await box.fill(target);
+    assert.equal(await box.inputValue(), target);
     await page.keyboard.press('Enter');
     const note = await wb.waitForNotification(/exported 1 rows/, 30_000);
     log(`export: ${note}`);

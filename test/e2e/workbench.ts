@@ -106,14 +106,26 @@ export async function openWorkbench(url: string, opts: OpenWorkbenchOptions = {}
       context,
       loadMs,
       async runCommand(title) {
-        await page.locator('.monaco-workbench').first().focus().catch(() => undefined);
-        await page.keyboard.press('F1');
-        const box = page.locator(SELECTORS.quickInputBox);
-        await box.waitFor({ state: 'visible', timeout: 10_000 });
-        await box.fill(`>${title}`);
-        const row = await findRow(page, title);
-        await row.click();
-        await quickInput.waitFor({ state: 'hidden', timeout: 10_000 }).catch(() => undefined);
+        // The palette lists the commands registered when it opens: an extension still activating (a loaded
+        // machine) registers its own a moment later, so reopen it until the command is there.
+        for (let attempt = 1; ; attempt++) {
+          await page.locator('.monaco-workbench').first().focus().catch(() => undefined);
+          await page.keyboard.press('F1');
+          const box = page.locator(SELECTORS.quickInputBox);
+          await box.waitFor({ state: 'visible', timeout: 10_000 });
+          await box.fill(`>${title}`);
+          let row: Locator;
+          try {
+            row = await findRow(page, title);
+          } catch (e) {
+            if (attempt >= 4) throw e;
+            await page.keyboard.press('Escape');
+            continue;
+          }
+          await row.click();
+          await quickInput.waitFor({ state: 'hidden', timeout: 10_000 }).catch(() => undefined);
+          return;
+        }
       },
       async notifications() {
         return (await page.locator(SELECTORS.toast).allInnerTexts()).map((t) => t.trim());
