@@ -1,0 +1,1 @@
+select bgtask.auth_status() as status

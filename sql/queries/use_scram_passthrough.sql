@@ -1,0 +1,1 @@
+select bgtask.use_scram_passthrough() as message
