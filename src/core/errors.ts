@@ -74,6 +74,8 @@ export function reasonFor(code: string, message: string): TaskErrorReason {
   if (code === '28000') return /no password stored/.test(message) ? 'noPassword' : 'notPermitted';
   if (code === '55000' && /loopback/.test(message)) return 'loopbackMismatch';
   if (code === '42883' && /dblink/.test(message)) return 'noDblink';
+  // A bgtask function this client calls that the database does not have: its schema is older.
+  if (code === '42883' && /bgtask\./.test(message)) return 'schemaTooOld';
   if (code === '3F000' && /bgtask/.test(message)) return 'noSchema';
   if (code === '42P01' && /bgtask\./.test(message)) return 'noSchema';
   if (code === '42501') return 'notPermitted';
