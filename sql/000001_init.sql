@@ -328,12 +328,17 @@ $$;
 
 -- Opens a loopback dblink connection named p_link with the session user's user mapping, whatever role is
 -- current: after SET ROLE to a NOLOGIN owner role the mapping that can log in is the session user's
--- (DESIGN.md §3, identity). The role change is SET LOCAL inside a function with a SET clause, so it is undone
--- when the function returns, on error too. Failures become errors that say what to run.
+-- (DESIGN.md §3, identity). The role is put back before returning: a SET LOCAL inside a function is undone at
+-- its end only for the settings in the function's own SET clause (search_path here), not for role — it used to
+-- last until the caller's transaction ended, so after `SET ROLE app_owner; SELECT bgtask.run_task(…)` the rest of
+-- that transaction ran as the login role (verified), and the supervisor of an app_owner task recorded no worker
+-- pid (its UPDATE ran as the login role, whom row-level security shows no app_owner row). On an error the
+-- caller's transaction or subtransaction ends and undoes it. Failures become errors that say what to run.
 CREATE OR REPLACE FUNCTION bgtask._connect(p_link text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   v_detail text;
+  v_role text := current_setting('role');
 BEGIN
   IF NOT EXISTS (SELECT FROM pg_extension WHERE extname = 'dblink') THEN
     RAISE EXCEPTION 'the dblink extension is not installed in database %', current_database()
@@ -373,6 +378,9 @@ BEGIN
       USING ERRCODE = 'sqlclient_unable_to_establish_sqlconnection', DETAIL = coalesce(v_detail, ''),
             HINT = 'Check that the server accepts connections on 127.0.0.1 (listen_addresses), port and database of server bgtask_loopback (select bgtask.repair_loopback() re-points it).';
   END;
+  IF v_role <> 'none' AND current_setting('role') IS DISTINCT FROM v_role THEN
+    PERFORM set_config('role', v_role, true);
+  END IF;
 END
 $$;
 
@@ -395,18 +403,25 @@ CREATE OR REPLACE FUNCTION bgtask._launch(p_id bigint, p_token text, p_owner nam
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   v_link text := format('bgtask_launch_%s_%s', p_id, pg_backend_pid());
+  v_role text := current_setting('role');
   r jsonb;
 BEGIN
   PERFORM bgtask._connect(v_link);
+  -- The caller's role, whatever _connect (or a later migration's version of it) did to log in: see _connect.
+  IF v_role <> 'none' AND current_setting('role') IS DISTINCT FROM v_role THEN
+    PERFORM set_config('role', v_role, true);
+  END IF;
   BEGIN
     -- Sent to a fresh session that has the role's own search_path (ALTER ROLE … SET search_path, which a role
     -- may set for itself): every name in it is qualified, as in everything sent over a loopback link.
-    -- The same query names the backend: from now on _free_slots sees that this task's supervisor is coming.
+    -- The same query names the backend: from now on _free_slots sees that this task's supervisor is coming, also
+    -- before the submit commits (by the name and the owner at the end of this query and of the CALL).
     r := bgtask._dblink_value(v_link, format(
       'select pg_catalog.json_build_object(''db'', pg_catalog.current_database(), ''port'', pg_catalog.current_setting(''port''),
                                            ''started'', pg_catalog.pg_postmaster_start_time(),
-                                           ''name'', pg_catalog.set_config(''application_name'', %L, false))',
-      format('bgtask supervisor %s', p_id)))::jsonb;
+                                           ''name'', pg_catalog.set_config(''application_name'', %L, false),
+                                           ''owner'', %L)',
+      format('bgtask supervisor %s', p_id), p_owner))::jsonb;
     IF r ->> 'db' IS DISTINCT FROM current_database() OR r ->> 'port' IS DISTINCT FROM current_setting('port')
        OR (r ->> 'started')::timestamptz IS DISTINCT FROM pg_postmaster_start_time() THEN
       RAISE EXCEPTION 'the loopback server bgtask_loopback reaches database % on port %, not this database % on port %',
@@ -437,10 +452,60 @@ LANGUAGE sql STABLE AS $$
                                'max_parallel_maintenance_workers']::text[]) AS s(name)
 $$;
 
+-- Is there nothing for the server to run: only whitespace, semicolons and comments, read as PostgreSQL's lexer
+-- reads them? A text of only `;` (or only a nested comment) used to pass and reach the worker, whose empty-query
+-- answer dblink reports as "could not obtain message string for remote error" (08006): a confusing failed task
+-- instead of the clear "no SQL to run". Block comments nest (/* a /* b */ c */ is one comment); an unterminated
+-- one is not blank, so the server reports it as the syntax error it is.
 CREATE OR REPLACE FUNCTION bgtask._is_blank(p_sql text) RETURNS boolean
-LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
-  -- Whitespace, line comments and (non-nested) block comments only.
-  SELECT pg_catalog.regexp_replace(p_sql, '--[^\n]*|/\*([^*]|\*+[^*/])*\*+/|\s+', '', 'g') = ''
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  b bytea;
+  n integer;
+  i integer := 0;
+  d integer;
+BEGIN
+  IF p_sql IS NULL THEN
+    RETURN true;
+  END IF;
+  IF strpos(p_sql, '/*') = 0 THEN
+    -- No block comment: one pass of the regex engine, also for megabytes of SQL.
+    RETURN regexp_replace(p_sql, '[ \t\n\r\f\v;]+|--[^\n\r]*', '', 'g') = '';
+  END IF;
+  -- Block comments: scan the bytes (the characters that matter are ASCII in every server encoding) and stop at
+  -- the first one that is not blank, so a real statement costs a few bytes however long it is.
+  b := convert_to(p_sql, 'UTF8');
+  n := length(b);
+  WHILE i < n LOOP
+    IF get_byte(b, i) IN (32, 9, 10, 11, 12, 13, 59) THEN
+      i := i + 1;
+    ELSIF get_byte(b, i) = 45 AND i + 1 < n AND get_byte(b, i + 1) = 45 THEN
+      i := i + 2;
+      WHILE i < n AND get_byte(b, i) NOT IN (10, 13) LOOP
+        i := i + 1;
+      END LOOP;
+    ELSIF get_byte(b, i) = 47 AND i + 1 < n AND get_byte(b, i + 1) = 42 THEN
+      d := 1;
+      i := i + 2;
+      WHILE d > 0 LOOP
+        IF i + 1 >= n THEN
+          RETURN false;
+        ELSIF get_byte(b, i) = 47 AND get_byte(b, i + 1) = 42 THEN
+          d := d + 1;
+          i := i + 2;
+        ELSIF get_byte(b, i) = 42 AND get_byte(b, i + 1) = 47 THEN
+          d := d - 1;
+          i := i + 2;
+        ELSE
+          i := i + 1;
+        END IF;
+      END LOOP;
+    ELSE
+      RETURN false;
+    END IF;
+  END LOOP;
+  RETURN true;
+END
 $$;
 
 -- An earlier draft took no p_settings (and so read its own pinned search_path as the caller's).
@@ -453,6 +518,8 @@ DECLARE
   v_token text := gen_random_uuid()::text;
   v_options jsonb := coalesce(p_options, '{}');
   v_flags jsonb;
+  v_owner name := current_user;
+  v_key integer;
   i integer;
 BEGIN
   IF p_steps IS NULL OR cardinality(p_steps) = 0 THEN
@@ -507,9 +574,21 @@ BEGIN
   -- transaction commits, which no ending supervisor could see — by the commit-time check (_launch_at_commit).
   -- When it launches now, the connection is tried here, so a missing password or a cloned database fails this
   -- call with what to run.
-  IF (bgtask._free_slots(current_user)).free > 0 THEN
-    PERFORM bgtask._launch(v_id, v_token, current_user);
-  END IF;
+  -- One decision at a time per owner, with the key _claim, _start_queued and _launch_at_commit take for theirs:
+  -- concurrent submits counted the same free slots in the few milliseconds before either had named its supervisor.
+  -- A session-level lock, released at once (a transaction-level one would hold every other submit and supervisor
+  -- of the role until this caller commits, which may be much later).
+  v_key := hashtext(current_user);
+  PERFORM pg_advisory_lock(1650947170, v_key);
+  BEGIN
+    IF (bgtask._free_slots(v_owner)).free > 0 THEN
+      PERFORM bgtask._launch(v_id, v_token, v_owner);
+    END IF;
+  EXCEPTION WHEN query_canceled OR OTHERS THEN
+    PERFORM pg_advisory_unlock(1650947170, v_key);
+    RAISE;
+  END;
+  PERFORM pg_advisory_unlock(1650947170, v_key);
   RETURN v_id;
 END
 $$;
@@ -535,36 +614,122 @@ $$;
 COMMENT ON FUNCTION bgtask.run_task(text[], text, jsonb) IS
   'Runs each statement as its own autocommit step, in order; options: stop_on_error (default true), statement_timeout, lock_timeout, max_rows, unlogged, returns_rows.';
 
--- The position of a syntax error, which dblink does not pass on as a field: libpq's own message carries it as
--- "LINE n: <text>" and a caret line (ported from libpq's reportErrorPosition, read backwards). Returns the
--- 1-based character offset into p_sql, or NULL when the message has no position.
+-- How many screen columns libpq gives a character when it draws an error cursor ("LINE n: …" and the "^" line):
+-- 2 for East Asian wide and fullwidth characters and most emoji, else 1 (libpq counts combining and control
+-- characters as 1 too). dblink's libpq is the server's own, so the table follows the server version: the
+-- Unicode 16 table of PostgreSQL 18 (src/include/common/unicode_east_asian_fw_table.h less the non-spacing
+-- characters in it); on 15–17 the characters that were still narrow there (measured on 15.18 by making libpq draw
+-- the cursor after each of 180,000 characters: symbols that became wide in Unicode 15/16 — trigrams, hexagrams,
+-- Tai Xuan Jing, a few emoji); on 14 libpq's older formula, where emoji are narrow. Characters that became wide
+-- in Unicode 15.0/15.1 may count one column short on 16 and 17.
+CREATE OR REPLACE FUNCTION bgtask._cursor_width(p_code integer) RETURNS integer
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT CASE
+    WHEN p_code < 4352 THEN 1
+    WHEN current_setting('server_version_num')::integer < 150000 THEN
+      CASE WHEN p_code <= 4447 OR p_code BETWEEN 44032 AND 55203 OR p_code BETWEEN 63744 AND 64255
+                OR p_code BETWEEN 65072 AND 65135 OR p_code BETWEEN 65280 AND 65375 OR p_code BETWEEN 65504 AND 65510
+                OR p_code BETWEEN 131072 AND 196607
+                OR (p_code BETWEEN 11904 AND 42191 AND (p_code & ~17) <> 12298 AND p_code <> 12351
+                    AND p_code NOT BETWEEN 12330 AND 12333 AND p_code NOT IN (12441, 12442))
+           THEN 2 ELSE 1 END
+    WHEN '{[4352,4447],[8986,8987],[9001,9002],[9193,9196],[9200,9200],[9203,9203],[9725,9726],[9748,9749],
+          [9776,9783],[9800,9811],[9855,9855],[9866,9871],[9875,9875],[9889,9889],[9898,9899],[9917,9918],
+          [9924,9925],[9934,9934],[9940,9940],[9962,9962],[9970,9971],[9973,9973],[9978,9978],[9981,9981],
+          [9989,9989],[9994,9995],[10024,10024],[10060,10060],[10062,10062],[10067,10069],[10071,10071],
+          [10133,10135],[10160,10160],[10175,10175],[11035,11036],[11088,11088],[11093,11093],[11904,11929],
+          [11931,12019],[12032,12245],[12272,12329],[12334,12350],[12353,12438],[12443,12543],[12549,12591],
+          [12593,12686],[12688,12773],[12783,12830],[12832,12871],[12880,42124],[42128,42182],[43360,43388],
+          [44032,55203],[63744,64255],[65040,65049],[65072,65106],[65108,65126],[65128,65131],[65281,65376],
+          [65504,65510],[94176,94179],[94192,94193],[94208,100343],[100352,101589],[101631,101640],
+          [110576,110579],[110581,110587],[110589,110590],[110592,110882],[110898,110898],[110928,110930],
+          [110933,110933],[110948,110951],[110960,111355],[119552,119638],[119648,119670],[126980,126980],
+          [127183,127183],[127374,127374],[127377,127386],[127488,127490],[127504,127547],[127552,127560],
+          [127568,127569],[127584,127589],[127744,127776],[127789,127797],[127799,127868],[127870,127891],
+          [127904,127946],[127951,127955],[127968,127984],[127988,127988],[127992,128062],[128064,128064],
+          [128066,128252],[128255,128317],[128331,128334],[128336,128359],[128378,128378],[128405,128406],
+          [128420,128420],[128507,128591],[128640,128709],[128716,128716],[128720,128722],[128725,128727],
+          [128732,128735],[128747,128748],[128756,128764],[128992,129003],[129008,129008],[129292,129338],
+          [129340,129349],[129351,129535],[129648,129660],[129664,129673],[129679,129734],[129742,129756],
+          [129759,129769],[129776,129784],[131072,196605],[196608,262141]}'::int4multirange @> p_code
+         AND (current_setting('server_version_num')::integer >= 180000
+              OR NOT '{[9776,9783],[9866,9871],[12284,12287],[12772,12773],[12783,12783],[19904,19967],[101631,101631],
+                  [110898,110898],[110933,110933],[119552,119638],[119648,119670],[128732,128732],[129653,129655],
+                  [129671,129673],[129679,129679],[129709,129711],[129723,129727],[129734,129734],[129742,129743],
+                  [129754,129756],[129759,129759],[129768,129769],[129783,129784]}'::int4multirange @> p_code)
+      THEN 2
+    ELSE 1 END
+$$;
+
+-- The position of an error in the statement, which dblink does not pass on as a field: libpq's message carries
+-- it only drawn, as "LINE n: <text>" and a line with a "^" under the character. This reads the drawing backwards
+-- (libpq's reportErrorPosition in src/interfaces/libpq/fe-protocol3.c): the line number n, then the character whose
+-- screen column is the caret's, counting wide characters as two columns (_cursor_width) as libpq does, with
+-- \r, \n and \r\n as line ends and a tab as one column, and lines longer than 60 columns cut to the 60 around
+-- the cursor with "..." (then the shown piece is looked up in the line). Returns the 1-based position in
+-- characters, as PostgreSQL reports it (psql's "at character N", ErrorResponse's P field), or NULL when the message
+-- has none or the drawing does not fit p_sql. A position in an internal query (QUERY: …, e.g. a function's
+-- dynamic SQL) is not a position in p_sql: NULL. Linear in the length of p_sql (a 10 MB script of 100,000 lines
+-- used to take minutes here, one split_part per line).
 CREATE OR REPLACE FUNCTION bgtask._error_position(p_message text, p_sql text) RETURNS integer
-LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-  m text[] := regexp_match(p_message, 'LINE (\d+): ([^\n]*)\n( *)\^');
+  m text[] := regexp_match(p_message, '(?:^|\n)([^\n\d]*)(\d+): ([^\n]*)\n( *)\^');
   v_line integer;
-  v_col integer;
+  v_caret integer;
   v_shown text;
-  v_actual text;
-  v_before integer := 0;
-  i integer;
+  v_lines text[];
+  v_start bigint;
+  v_text text;
+  v_from integer := 0;
+  v_col integer := 0;
+  v_wide boolean;
+  i integer := 0;
 BEGIN
-  IF m IS NULL THEN
+  IF m IS NULL OR p_sql IS NULL OR p_message ~ '\nQUERY:  ' THEN
     RETURN NULL;
   END IF;
-  v_line := m[1]::integer;
-  v_col := length(m[3]) - length(format('LINE %s: ', m[1]));
-  v_actual := split_part(replace(p_sql, E'\r\n', E'\n'), E'\n', v_line);
-  v_shown := m[2];
-  IF left(v_shown, 3) = '...' THEN
-    -- libpq scrolled a long line: find the shown piece in the real line.
-    v_shown := regexp_replace(substr(v_shown, 4), '\.\.\.$', '');
-    v_col := strpos(v_actual, v_shown) - 1 + v_col - 3;
+  v_line := m[2]::integer;
+  v_shown := m[3];
+  -- The caret's column, counted from the first character shown ("LINE n: " is not part of the query).
+  v_caret := length(m[4]) - (SELECT sum(bgtask._cursor_width(ascii(c)))::integer
+                             FROM regexp_split_to_table(m[1] || m[2] || ': ', '') AS c);
+  -- The line: after the (n-1)th line end. \r\n is one line end and a lone \r one too; same-length stand-ins
+  -- keep every character's offset.
+  v_lines := string_to_array(CASE WHEN strpos(p_sql, E'\r') = 0 THEN p_sql
+                                  ELSE translate(replace(p_sql, E'\r\n', E' \n'), E'\r', E'\n') END, E'\n');
+  IF v_line < 1 OR v_line > cardinality(v_lines) THEN
+    RETURN NULL;
   END IF;
-  FOR i IN 1 .. v_line - 1 LOOP
-    v_before := v_before + length(split_part(replace(p_sql, E'\r\n', E'\n'), E'\n', i)) + 1;
+  SELECT coalesce(sum(length(l) + 1), 0) INTO v_start FROM unnest(v_lines[1:v_line - 1]) AS l;
+  v_text := translate(split_part(translate(substr(p_sql, (v_start + 1)::integer, length(v_lines[v_line])), E'\r', E'\n'), E'\n', 1),
+                      E'\t', ' ');
+  v_wide := length(v_text) > 60;
+  IF NOT v_wide THEN
+    v_wide := (SELECT sum(bgtask._cursor_width(ascii(c))) FROM regexp_split_to_table(v_text, '') AS c) > 60;
+  END IF;
+  IF v_wide AND left(v_shown, 3) = '...' AND v_caret >= 52 THEN
+    -- Cut on the left (the cursor is past column 50): find the piece shown, without the dots libpq added.
+    v_shown := substr(v_shown, 4);
+    v_from := strpos(v_text, v_shown) - 1;
+    IF v_from < 0 AND right(v_shown, 3) = '...' THEN
+      v_from := strpos(v_text, left(v_shown, -3)) - 1;
+    END IF;
+    IF v_from < 0 THEN
+      RETURN NULL;
+    END IF;
+    v_caret := v_caret - 3;
+  END IF;
+  -- At most 60 columns from the first character shown; substr() of a long line walks it from the start, so once.
+  v_text := substr(v_text, v_from + 1, 61);
+  WHILE v_col < v_caret AND i < length(v_text) LOOP
+    v_col := v_col + bgtask._cursor_width(ascii(substr(v_text, i + 1, 1)));
+    i := i + 1;
   END LOOP;
-  RETURN v_before + greatest(v_col, 0) + 1;
+  IF v_col <> v_caret THEN
+    RETURN NULL;
+  END IF;
+  RETURN (v_start + v_from + i + 1)::integer;
 END
 $$;
 
@@ -603,6 +768,9 @@ DECLARE
   v_rows_not_captured boolean := false;
   v_error jsonb;
   v_errors integer := 0;
+  v_worker integer := (SELECT worker_pid FROM bgtask.tbl_task WHERE id = p_task);
+  v_drain boolean := false;
+  k integer;
   r record;
   e_state text; e_msg text; e_detail text; e_hint text; e_ctx text;
 BEGIN
@@ -634,7 +802,13 @@ BEGIN
   LOOP
     BEGIN
       v_busy := bgtask._dblink_is_busy(p_link) = 1;
-      IF v_busy THEN
+      IF v_busy AND v_drain THEN
+        -- The worker waits for us to read (see below): read again at once, while it stays busy.
+        FOR k IN 1 .. 1000 LOOP
+          v_busy := bgtask._dblink_is_busy(p_link) = 1;
+          EXIT WHEN NOT v_busy;
+        END LOOP;
+      ELSIF v_busy THEN
         PERFORM pg_sleep(v_nap);
       END IF;
     EXCEPTION WHEN query_canceled THEN
@@ -651,7 +825,13 @@ BEGIN
         UPDATE bgtask.tbl_task SET cancel_requested = true WHERE id = p_task;
       END IF;
     END IF;
-    v_nap := least(v_nap * 2, 0.1);
+    -- A worker that waits for us to read (wait event ClientWrite: a flood of NOTICEs after the task's own SET
+    -- client_min_messages, or rows that are not captured) is read from again and again without naps. With naps
+    -- each read took about one message, and 100,000 NOTICEs of one step took 78 s (measured on 18). Reading
+    -- inside dblink_get_result instead would be quick but would hold a snapshot (see above). Seen only when the
+    -- worker's login role is visible to the owner; otherwise the plain back-off applies.
+    v_drain := v_nap >= 0.008 AND EXISTS (SELECT FROM pg_stat_activity a WHERE a.pid = v_worker AND a.wait_event = 'ClientWrite');
+    v_nap := CASE WHEN v_drain THEN 0.001 ELSE least(v_nap * 2, 0.1) END;
     COMMIT;
   END LOOP;
 
@@ -689,6 +869,29 @@ BEGIN
   p_out := jsonb_build_object('tags', to_jsonb(v_tags), 'error', v_error,
                               'cancelled', v_cancel_sent OR v_self_cancelled,
                               'rows_not_captured', v_rows_not_captured);
+END
+$$;
+
+-- Runs on the worker, as the task's owner and with the owner's search_path (hence no SET clause, and the statement
+-- is planned exactly as it will run): plans one wrapped form of a step with EXPLAIN, without running it, and answers
+-- 'ok' or the SQLSTATE of why not. The probe used to be sent as a query of its own, `EXPLAIN <wrapped step>`, and a
+-- query string runs every statement in it: for the step `select 1; insert into t values (1)` the 'direct' form
+-- `EXPLAIN CREATE TABLE … AS select 1; insert into t values (1)` explained the first statement and *ran the
+-- INSERT*, and then the step ran it again (verified: two rows; nextval() three times for two calls). FOR … IN
+-- EXECUTE opens a cursor, which refuses a string of several statements after parsing it and before running any
+-- ("cannot open multi-query plan as cursor"), so such a step fits no form and runs once, as written. Catching the
+-- error here also keeps a failed probe out of the server log (it used to log an ERROR with the whole statement).
+-- A cancel (57014) is not caught: it stops the step.
+CREATE OR REPLACE FUNCTION bgtask._probe(p_sql text) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+  r record;
+BEGIN
+  FOR r IN EXECUTE 'EXPLAIN (COSTS OFF) ' || p_sql LOOP
+  END LOOP;
+  RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN
+  RETURN SQLSTATE;
 END
 $$;
 
@@ -837,6 +1040,8 @@ DECLARE
   v_stored bigint;
   v_seen bigint;
   v_rows bigint;
+  v_off integer;
+  v_pos integer;
 BEGIN
   SELECT * INTO s FROM bgtask.tbl_task_step WHERE task_id = p_task.id AND n = p_n;
   UPDATE bgtask.tbl_task_step SET state = 'running', start_time = clock_timestamp() WHERE task_id = p_task.id AND n = p_n;
@@ -861,21 +1066,26 @@ BEGIN
     IF v_body ~* '^(\s|--[^\n]*(\n|$)|/\*([^*]|\*+[^*/])*\*+/)*explain\M' THEN
       v_form := 'explain';
       v_try := bgtask._capture_sql('explain', v_table, v_body, NULL, v_unlogged);
+    ELSIF length(v_body) - length(replace(v_body, ';', '')) > 1000 THEN
+      -- More than 1,000 semicolons: most likely a script of many statements, which no form fits, and planning all of
+      -- them only for the cursor to refuse them costs time quadratic in their number (measured on 18: 5,000
+      -- statements 0.2 s, 20,000 statements 2.9 s, 100,000 minutes and gigabytes). It runs as written, uncaptured.
+      v_try := NULL;
     ELSE
-      -- Probe only the forms the first keyword allows: a failed probe is an ERROR line in the server log.
+      -- Probe only the forms the first keyword allows (each probe plans the whole statement once).
       FOREACH v_form IN ARRAY CASE
           WHEN v_body ~* '^(\s|\(|--[^\n]*(\n|$)|/\*([^*]|\*+[^*/])*\*+/)*(select|values|table|with)\M' THEN ARRAY['subquery', 'cte', 'direct']
           WHEN v_body ~* '^(\s|--[^\n]*(\n|$)|/\*([^*]|\*+[^*/])*\*+/)*(insert|update|delete|merge)\M' AND v_body ~* '\mreturning\M' THEN ARRAY['cte']
           ELSE '{}'::text[] END LOOP
         v_try := bgtask._capture_sql(v_form, v_table, v_body, v_max, v_unlogged);
-        CALL bgtask._worker_exec(p_task.id, p_link, 'EXPLAIN (COSTS OFF) ' || v_try, v_out);
+        CALL bgtask._worker_exec(p_task.id, p_link, format('SELECT bgtask._probe(%L::pg_catalog.text)', v_try), v_out);
         IF (v_out ->> 'cancelled')::boolean THEN
           v_form := NULL;
           v_cmd := NULL;
           v_error := v_out -> 'error';
           EXIT;
         END IF;
-        EXIT WHEN v_out -> 'error' = 'null'::jsonb OR v_out -> 'error' IS NULL;
+        EXIT WHEN (v_out -> 'error' = 'null'::jsonb OR v_out -> 'error' IS NULL) AND v_out -> 'tags' ->> 0 = 'ok';
         v_try := NULL;
       END LOOP;
     END IF;
@@ -908,9 +1118,24 @@ BEGIN
       CALL bgtask._worker_exec(p_task.id, p_link, v_cmd, v_out);
     ELSIF v_capture = 'cte' AND v_out -> 'error' ->> 'sqlstate' = '42701' THEN
       v_capture := 'not captured: the RETURNING list has duplicate column names; give them aliases';
-      CALL bgtask._worker_exec(p_task.id, p_link, format(E'WITH q AS (\n%s\n) SELECT pg_catalog.count(*) FROM q', v_body), v_out);
+      v_cmd := format(E'WITH q AS (\n%s\n) SELECT pg_catalog.count(*) FROM q', v_body);
+      CALL bgtask._worker_exec(p_task.id, p_link, v_cmd, v_out);
+    ELSIF v_capture = 'explain' AND v_out -> 'error' ->> 'sqlstate' = '42P11' THEN
+      -- `EXPLAIN …; more statements` in one step: the cursor that reads the plan refused the string before running
+      -- any of it (see _probe). Run the step as written, once, like psql would.
+      v_capture := 'none';
+      v_cmd := s.sql;
+      CALL bgtask._worker_exec(p_task.id, p_link, v_cmd, v_out);
     END IF;
     v_error := nullif(v_out -> 'error', 'null'::jsonb);
+    -- An error position counts characters of the command sent; when that wraps the statement (CREATE TABLE … AS
+    -- … FROM (<statement>)), shift it to the statement's own text, and drop it when it points outside.
+    IF v_error ? 'position' AND v_cmd IS DISTINCT FROM s.sql THEN
+      v_off := strpos(v_cmd, v_body) - 1;
+      v_pos := (v_error ->> 'position')::integer - v_off;
+      v_error := CASE WHEN v_off >= 0 AND v_pos BETWEEN 1 AND length(v_body) + 1
+                      THEN jsonb_set(v_error, '{position}', to_jsonb(v_pos)) ELSE v_error - 'position' END;
+    END IF;
   END IF;
 
   SELECT array_agg(t) INTO v_tags FROM jsonb_array_elements_text(coalesce(v_out -> 'tags', '[]')) AS t;
@@ -1012,7 +1237,18 @@ BEGIN
     AND EXISTS (SELECT FROM pg_stat_activity a
                 WHERE a.application_name = format('bgtask supervisor %s', t.id)
                   AND a.datname = current_database() AND a.usename = session_user);
+  -- Supervisors launched by submits of this owner that have not committed yet: their rows are invisible here,
+  -- their backends are not. A burst of 50 submits from 10 sessions used to see 4 free slots in every session and
+  -- launch a supervisor for nearly every task, 17 backends beyond two per running task (measured), most of them
+  -- only to find no slot and leave. They are recognised by name and by the owner, the last argument of the
+  -- query _launch sends them (the query that names them, then the CALL).
   free := bgtask._max_running(p_owner) - cardinality(pending) - (
+    SELECT count(*) FROM pg_stat_activity a
+    WHERE a.datname = current_database() AND a.usename = session_user
+      AND a.application_name ~ '^bgtask supervisor \d+$'
+      AND a.query ~ '^(select pg_catalog\.json_build_object\(|CALL bgtask\.supervise\()'
+      AND right(a.query, length(quote_literal(p_owner)) + 1) = quote_literal(p_owner) || ')'
+      AND NOT EXISTS (SELECT FROM bgtask.tbl_task t WHERE t.id = substring(a.application_name from '\d+$')::bigint)) - (
     SELECT count(*) FROM bgtask.tbl_task
     WHERE owner = p_owner AND state = 'running' AND bgtask._backend_alive(supervisor_pid, supervisor_start) IS NOT false);
 END
@@ -1127,6 +1363,16 @@ BEGIN
   COMMIT;
   v_claim := bgtask._claim(p_id, p_token);
   COMMIT;
+  IF v_claim IN ('gone', 'cancelled') THEN
+    -- Its submit rolled back, or it was cancelled while queued: while this supervisor was on its way, other
+    -- submits of the role counted it as taking a slot and left their tasks queued. Hand the slot on.
+    BEGIN
+      PERFORM bgtask._start_queued(p_owner);
+    EXCEPTION WHEN query_canceled OR OTHERS THEN
+      RAISE WARNING 'bgtask: the supervisor of task % could not start the queued tasks of role %: %', p_id, p_owner, SQLERRM;
+    END;
+    COMMIT;
+  END IF;
   IF v_claim <> 'run' THEN
     RETURN;
   END IF;
@@ -1134,6 +1380,10 @@ BEGIN
 
   BEGIN
     PERFORM bgtask._connect(v_link);
+    -- Back to the owner (see _connect): the row updates below go through the owner's row-level security.
+    IF p_owner <> session_user AND current_user <> p_owner THEN
+      PERFORM set_config('role', p_owner, false);
+    END IF;
     PERFORM bgtask._dblink_value(v_link, bgtask._worker_setup_sql(t));
     -- The worker now has the caller's search_path: what the engine sends it is qualified.
     v_worker := bgtask._dblink_value(v_link,
@@ -1371,6 +1621,7 @@ DECLARE
   v_state text;
   v_msg text;
   v_detail text;
+  v_role text := current_setting('role');
 BEGIN
   IF password IS NULL OR password = '' THEN
     RAISE EXCEPTION 'the password is empty' USING ERRCODE = 'invalid_parameter_value';
@@ -1404,6 +1655,10 @@ BEGIN
                     replace(v_msg, password, '********')
       USING ERRCODE = v_state, DETAIL = replace(coalesce(v_detail, ''), password, '********');
   END;
+  -- The caller's role again (see _connect: the SET LOCAL above would last until the caller's transaction ends).
+  IF v_role <> 'none' THEN
+    PERFORM set_config('role', v_role, true);
+  END IF;
   RETURN format('password stored for role %s: background tasks can run', session_user);
 END
 $$;

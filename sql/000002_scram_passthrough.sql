@@ -123,6 +123,7 @@ DO $$ BEGIN PERFORM bgtask.repair(); END $$;
 CREATE OR REPLACE FUNCTION bgtask._connect(p_link text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
+  v_role text := current_setting('role');
   v_detail text;
   v_options text[];
   v_has_password boolean;
@@ -190,6 +191,10 @@ BEGIN
       USING ERRCODE = 'sqlclient_unable_to_establish_sqlconnection', DETAIL = coalesce(v_detail, ''),
             HINT = 'Check that the server accepts connections on 127.0.0.1 (listen_addresses), port and database of server bgtask_loopback (select bgtask.repair_loopback() re-points it).';
   END;
+  -- The caller's role again: the SET LOCAL role above would otherwise last until the caller's transaction ends.
+  IF v_role <> 'none' AND current_setting('role') IS DISTINCT FROM v_role THEN
+    PERFORM set_config('role', v_role, true);
+  END IF;
 END
 $$;
 
@@ -201,6 +206,7 @@ $$;
 CREATE OR REPLACE FUNCTION bgtask.set_password(password text) RETURNS text
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
+  v_role text := current_setting('role');
   v_exists boolean;
   v_options text[];
   v_alter text[];
@@ -246,6 +252,10 @@ BEGIN
                     replace(v_msg, password, '********')
       USING ERRCODE = v_state, DETAIL = replace(coalesce(v_detail, ''), password, '********');
   END;
+  -- The caller's role again (see _connect: the SET LOCAL above would last until the caller's transaction ends).
+  IF v_role <> 'none' THEN
+    PERFORM set_config('role', v_role, true);
+  END IF;
   RETURN format('password stored for role %s: background tasks can run', session_user);
 END
 $$;
@@ -259,6 +269,7 @@ $$;
 CREATE OR REPLACE FUNCTION bgtask.use_scram_passthrough() RETURNS text
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
+  v_role text := current_setting('role');
   v_link text := format('bgtask_scramcheck_%s', pg_backend_pid());
   v_exists boolean;
   v_options text[];
@@ -325,6 +336,10 @@ BEGIN
     RAISE EXCEPTION 'could not switch role % to SCRAM pass-through: %; nothing was changed', session_user, v_msg
       USING ERRCODE = v_state, DETAIL = coalesce(v_detail, ''), HINT = coalesce(v_hint, '');
   END;
+  -- The caller's role again (see _connect: the SET LOCAL above would last until the caller's transaction ends).
+  IF v_role <> 'none' THEN
+    PERFORM set_config('role', v_role, true);
+  END IF;
   RETURN format('role %s runs background tasks with SCRAM pass-through now: no password is stored; submit from sessions that log in with a password (scram-sha-256)',
                 session_user);
 END
