@@ -13,6 +13,9 @@ const MAX_CELL_CHARS = 1000;
 
 type Row = (string | null)[];
 
+/** Types whose values line up on the right, as psql prints them (format_type names, with or without a modifier). */
+const NUMERIC_TYPE = /^(smallint|integer|bigint|numeric|decimal|real|double precision|money|oid)\b/;
+
 /**
  * The one way this front end makes DOM: elements with text nodes (append of a string), never HTML strings,
  * because cells and task texts are foreign data.
@@ -46,6 +49,8 @@ export class ResultGrid {
   private readonly topSpacer = el('tr', 'spacer');
   private readonly bottomSpacer = el('tr', 'spacer');
   private columns: ColumnView[] | undefined;
+  /** Per column: whether its values are numbers (right-aligned). */
+  private numeric: boolean[] = [];
   private headHeight = 0;
   private readonly pages = new Map<number, Row[]>();
   private readonly pending = new Map<number, number>(); // requestId → page
@@ -143,6 +148,7 @@ export class ResultGrid {
 
   private mount(columns: ColumnView[], sample: Row[]): void {
     this.columns = columns;
+    this.numeric = columns.map((c) => NUMERIC_TYPE.test(c.type));
     this.status.textContent = '';
     this.table.setAttribute('aria-colcount', String(columns.length + 1));
     // Fixed layout with widths from the header and the first page, so columns do not jump while scrolling.
@@ -158,8 +164,8 @@ export class ResultGrid {
       return col;
     }));
     this.table.style.width = `calc(${widths.reduce((a, b) => a + b, 0)}ch + ${13 * widths.length}px)`;
-    const head = el('tr', undefined, el('th', 'rownum', '#'), ...columns.map((c) => {
-      const th = el('th', undefined, el('span', 'col-name', c.name), el('span', 'col-type', c.type));
+    const head = el('tr', undefined, el('th', 'rownum', '#'), ...columns.map((c, i) => {
+      const th = el('th', this.numeric[i] ? 'num' : undefined, el('span', 'col-name', c.name), el('span', 'col-type', c.type));
       th.scope = 'col';
       th.title = `${c.name} ${c.type}`;
       return th;
@@ -233,13 +239,13 @@ export class ResultGrid {
     tr.append(el('th', 'rownum', String(index + 1)));
     const row = this.pages.get(Math.floor(index / PAGE_SIZE))?.[index % PAGE_SIZE];
     (this.columns ?? []).forEach((_c, col) => {
-      const td = el('td');
+      const td = el('td', this.numeric[col] ? 'num' : undefined);
       td.dataset.col = String(col);
       td.setAttribute('role', 'gridcell');
       if (!row) {
-        td.className = 'pending';
+        td.classList.add('pending');
       } else if (row[col] === null) {
-        td.className = 'null';
+        td.classList.add('null');
         td.textContent = 'NULL';
       } else {
         const v = row[col] as string;

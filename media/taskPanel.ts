@@ -1,5 +1,6 @@
 import '@vscode-elements/elements/dist/vscode-button/index.js';
 import type { ErrorView, HostToWebview, StepView, TaskView, WebviewToHost } from '../src/core/protocol/webview';
+import { errorExcerpt } from './errorExcerpt';
 import { ResultGrid, el } from './grid';
 
 interface PanelState {
@@ -44,7 +45,9 @@ function icon(name: string, spin = false) {
 }
 
 // The page is built once; messages only change text, visibility and the parts that depend on the task.
-const heading = el('h1', undefined, 'Loading task…');
+// The host writes the task's id on <body>, so even a panel whose task cannot be read says which task it is.
+const bodyTask = Number(document.body.dataset.task);
+const heading = el('h1', undefined, Number.isSafeInteger(bodyTask) && bodyTask > 0 ? `Task #${bodyTask}` : 'Task');
 const badge = el('span', 'badge');
 const infoLine = el('p', 'info');
 const meta = el('dl', 'meta');
@@ -54,13 +57,14 @@ const rerunBtn = button('Re-run', 'debug-restart', () => send({ type: 'rerun' })
 const refreshBtn = button('Refresh', 'refresh', () => send({ type: 'refresh' }));
 const toolbar = el('div', 'toolbar', cancelBtn, rerunBtn, refreshBtn);
 const banner = el('div', 'banner');
+const errorTitle = el('h2', undefined, 'Error');
 const errorBody = el('div');
-const errorSection = el('section', 'error-section', el('h2', undefined, 'Error'), errorBody);
+const errorSection = el('section', 'error-section', errorTitle, errorBody);
 // A long SQL text scrolls inside its box, which the keyboard must reach too.
 const sqlPre = el('pre', 'sql');
 const sqlSection = el('section', 'sql-section', el('h2', undefined, 'SQL'), sqlPre);
 const stepsBody = el('tbody');
-const stepsHead = el('tr', undefined, ...['#', 'State', 'Command', 'Rows', 'Duration', 'Capture'].map((h) => el('th', ['#', 'Rows', 'Duration'].includes(h) ? 'num' : undefined, h)));
+const stepsHead = el('tr', undefined, ...['#', 'State', 'Statement', 'Rows', 'Duration', 'Result'].map((h) => el('th', ['#', 'Rows', 'Duration'].includes(h) ? 'num' : undefined, h)));
 const stepsSection = el('section', 'steps-section', el('h2', undefined, 'Steps'), el('div', 'steps-scroll', el('table', 'steps', el('thead', undefined, stepsHead), stepsBody)));
 const exportCsv = button('Export CSV', 'export', () => selectedStep !== null && send({ type: 'export', step: selectedStep, format: 'csv' }));
 const exportJson = button('Export JSON', 'json', () => selectedStep !== null && send({ type: 'export', step: selectedStep, format: 'json' }));
@@ -78,9 +82,12 @@ resultToolbar.setAttribute('aria-label', 'Result actions');
 banner.setAttribute('role', 'alert');
 sqlPre.tabIndex = 0;
 sqlPre.setAttribute('aria-label', 'SQL of the task');
-for (const e of [cancelBtn, rerunBtn, refreshBtn, banner, errorSection, sqlSection, stepsSection, resultSection, live]) e.hidden = true;
+for (const e of [cancelBtn, rerunBtn, banner, errorSection, sqlSection, stepsSection, resultSection, live]) e.hidden = true;
+badge.replaceChildren(icon('loading', true), el('span', undefined, 'loading…'));
 const header = el('header', 'task-header', el('div', 'title-line', heading, badge), infoLine, meta, live);
-(document.getElementById('app') ?? document.body).append(header, toolbar, banner, errorSection, sqlSection, stepsSection, resultSection);
+// Everything that shows the task, dimmed together while it may be out of date (see the 'error' message).
+const content = el('div', 'content', errorSection, sqlSection, stepsSection, resultSection);
+(document.getElementById('app') ?? document.body).append(header, toolbar, banner, content);
 
 const fmtTime = (iso: string | null) => (iso ? new Date(iso).toLocaleString() : '');
 const fmtCount = (n: number | null) => (n === null ? '' : n.toLocaleString());
@@ -90,7 +97,8 @@ function fmtDuration(start: string | null, end: string | null): string {
   if (!start) return '';
   const ms = Math.max(0, (end ? Date.parse(end) : Date.now()) - Date.parse(start));
   if (ms < 1000) return `${ms} ms`;
-  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
+  // Cut, not rounded, to one decimal: the tree and notifications cut to whole seconds, so 2.97 s reads 2.9 s here and 2 s there, never 3.0 s.
+  if (ms < 60_000) return `${(Math.floor(ms / 100) / 10).toFixed(1)} s`;
   const s = Math.floor(ms / 1000);
   const h = Math.floor(s / 3600);
   const m = Math.floor((s % 3600) / 60);
@@ -129,11 +137,14 @@ function renderHeader(t: TaskView): void {
   infoLine.textContent = t.info ?? '';
   infoLine.hidden = !t.info;
   const durationPair: [string, string] = ['Duration', fmtDuration(t.startTime, t.endTime)];
+  // Only what says something: "Step 1 / 1", "Rows 0" for a CREATE INDEX or "Exit reason finished" are noise.
+  const counted = t.steps.some((s) => s.rowsAffected !== null || s.resultRows !== null);
+  const obvious = ['finished', 'a step failed'];
   fill(meta, [
     ['Connection', t.connection], ['Owner', t.owner], ['Submitted', fmtTime(t.submittedAt)], ['Started', fmtTime(t.startTime)],
     ['Ended', fmtTime(t.endTime)], durationPair,
-    ['Step', t.stepCount > 1 || t.stepCurrent ? `${t.stepCurrent ?? 0} / ${t.stepCount}` : ''],
-    ['Rows affected', fmtCount(t.rowsAffected)], ['Exit reason', t.exitReason ?? ''],
+    ['Step', t.stepCount > 1 ? `${t.stepCurrent ?? 0} of ${t.stepCount}` : ''],
+    ['Rows', counted ? fmtCount(t.rowsAffected) : ''], ['Why it ended', t.exitReason && !obvious.includes(t.exitReason) ? t.exitReason : ''],
   ]);
   window.clearInterval(ticker);
   if (t.state === 'running' && t.startTime) {
@@ -156,19 +167,50 @@ function renderHeader(t: TaskView): void {
   rerunBtn.disabled = t.state === 'queued' || t.state === 'running';
 }
 
-function renderError(e: ErrorView | null): void {
+/**
+ * The error box. A task the user cancelled carries SQLSTATE 57014 too, but that is the expected outcome, not
+ * a failure: it gets a quiet note instead of the red box.
+ */
+function renderError(t: TaskView, e: ErrorView | null): void {
   errorSection.hidden = !e;
   if (!e) return;
+  const cancelled = t.state === 'cancelled' && (e.sqlstate === '57014' || e.sqlstate === '');
+  errorSection.classList.toggle('cancelled', cancelled);
+  errorTitle.textContent = cancelled ? 'Cancelled' : 'Error';
+  if (cancelled) {
+    const where = e.step && t.steps.length > 1 ? ` while step ${e.step} of ${t.steps.length} ran` : '';
+    const later = t.steps.some((s) => s.state === 'skipped') ? ' The steps after it were skipped.' : '';
+    const before = t.steps.some((s) => s.state === 'done') ? ' Steps that had finished stay committed.' : '';
+    errorBody.replaceChildren(el('p', undefined, `The task was cancelled${where}; its running statement was rolled back.${before}${later}`));
+    return;
+  }
   const parts: HTMLElement[] = [el('p', 'error-message', el('code', 'sqlstate', e.sqlstate), ' ', el('span', undefined, e.message))];
   const field = (name: string, value: string | undefined, pre = false) =>
     value && parts.push(el('div', 'error-field', el('span', 'field-name', `${name}: `), el(pre ? 'pre' : 'span', undefined, value)));
-  field('Step', e.step ? String(e.step) : undefined);
+  field('Step', e.step && t.steps.length > 1 ? `${e.step} of ${t.steps.length}` : undefined);
   field('Detail', e.detail);
   field('Hint', e.hint);
   field('Context', e.context, true);
-  field('Position', e.position ? `character ${e.position}` : undefined);
-  parts.push(button('Go to Error', 'go-to-file', () => send({ type: 'goToError' }), false));
+  const stepSql = t.steps.find((s) => s.n === e.step)?.sql ?? (t.steps.length === 1 ? t.steps[0].sql : undefined);
+  const excerpt = e.position && stepSql !== undefined ? errorExcerpt(stepSql, e.position) : undefined;
+  if (excerpt) {
+    const pre = el('pre', 'excerpt', `${excerpt.line}\n${excerpt.caret}`);
+    pre.setAttribute('aria-label', `Error at character ${e.position}`);
+    parts.push(pre);
+  } else if (e.position) {
+    field('Position', `character ${e.position}`);
+  }
+  // Only a position gives the editor somewhere to go; without one the SQL below says as much.
+  if (e.position) parts.push(button('Go to Error', 'go-to-file', () => send({ type: 'goToError' }), false));
   errorBody.replaceChildren(...parts);
+}
+
+/** What the Result column says about a step's rows: kept (and how many), a plan, or why not. */
+function resultNote(s: StepView): { text: string; title: string } {
+  const how = s.capture ?? '';
+  if (s.hasResult) return how === 'explain' ? { text: 'plan kept', title: 'EXPLAIN output kept' } : { text: `${fmtCount(s.resultStored ?? 0)} kept`, title: `rows kept on the server (${how})` };
+  if (how.startsWith('not captured')) return { text: 'not kept', title: how };
+  return { text: '', title: '' };
 }
 
 function renderSteps(t: TaskView): void {
@@ -178,10 +220,10 @@ function renderSteps(t: TaskView): void {
     const tr = el('tr', s.n === selectedStep ? 'selected' : undefined,
       el('td', 'num', String(s.n)),
       el('td', `state-${s.state}`, icon(STEP_ICONS[s.state], s.state === 'running'), ` ${s.state}`),
-      el('td', undefined, s.commandTag ?? ''),
+      el('td', 'statement', oneLine(s.sql)),
       el('td', 'num', fmtCount(s.resultRows ?? s.rowsAffected)),
       el('td', 'num', fmtDuration(s.startTime, s.endTime)),
-      el('td', undefined, s.capture ?? ''));
+      resultCell(s));
     tr.tabIndex = 0;
     tr.dataset.step = String(s.n);
     if (s.n === selectedStep) tr.setAttribute('aria-current', 'true');
@@ -192,6 +234,18 @@ function renderSteps(t: TaskView): void {
     return tr;
   }));
   if (focused) (stepsBody.querySelector(`tr[data-step="${CSS.escape(focused)}"]`) as HTMLElement | null)?.focus();
+}
+
+function oneLine(sql: string): string {
+  const flat = sql.replace(/\s+/g, ' ').trim();
+  return flat.length > 200 ? `${flat.slice(0, 199)}…` : flat;
+}
+
+function resultCell(s: StepView): HTMLElement {
+  const note = resultNote(s);
+  const td = el('td', undefined, note.text);
+  if (note.title) td.title = note.title;
+  return td;
 }
 
 function selectStep(n: number): void {
@@ -227,7 +281,8 @@ function renderResult(t: TaskView): void {
   resultCount.hidden = stored === 0;
   const total = s.resultRows ?? stored;
   resultCount.textContent = total === stored ? fmtRows(total) : `${fmtRows(total)} (${fmtCount(stored)} stored)`;
-  const key = `${s.n}:${stored}`;
+  // The state is part of the key: a step that ends without rows must replace "Rows appear when…".
+  const key = stored > 0 ? `${s.n}:${stored}` : `${s.n}:empty:${s.state}:${s.capture ?? ''}`;
   if (key === gridKey) return;
   gridKey = key;
   grid?.dispose();
@@ -263,6 +318,8 @@ function renderResult(t: TaskView): void {
 function onTask(t: TaskView): void {
   task = t;
   banner.hidden = true;
+  content.classList.remove('stale');
+  header.classList.remove('stale');
   if (!stepChosen || !t.steps.some((s) => s.n === selectedStep)) {
     // The last step with rows is what a DBA usually came for; else the failed one, the running one, the last.
     const pick = [...t.steps].reverse().find((s) => s.hasResult) ?? t.steps.find((s) => s.state === 'failed' || s.state === 'running') ?? t.steps.at(-1);
@@ -271,7 +328,7 @@ function onTask(t: TaskView): void {
   }
   document.title = `Task #${t.id}`;
   renderHeader(t);
-  renderError(t.error ?? t.steps.find((s) => s.error)?.error ?? null);
+  renderError(t, t.error ?? t.steps.find((s) => s.error)?.error ?? null);
   sqlSection.hidden = false;
   sqlPre.textContent = t.sql;
   renderSteps(t);
@@ -290,9 +347,17 @@ window.addEventListener('message', (event: MessageEvent<HostToWebview>) => {
       break;
     case 'error':
       if (m.requestId !== undefined && grid?.onError(m.requestId, m.message)) break;
-      banner.textContent = m.message;
+      // What is on screen may be out of date now (server down, task purged): say so, dim it, stop the clock.
+      banner.textContent = task ? `${m.message.replace(/[.]?$/, '.')} What you see below is the last state read.` : m.message;
       banner.hidden = false;
       refreshBtn.hidden = false;
+      window.clearInterval(ticker);
+      if (task) {
+        content.classList.add('stale');
+        header.classList.add('stale');
+      } else {
+        badge.replaceChildren(icon('warning'), el('span', undefined, 'not available'));
+      }
       break;
     default: {
       const unknown: never = m;

@@ -48,8 +48,9 @@ interface PgErrorLike {
   detail?: string;
 }
 
+/** A server error: a five-character SQLSTATE (Node's socket errors have codes too, such as ECONNREFUSED). */
 function isPgError(e: unknown): e is PgErrorLike & Error {
-  return e instanceof Error && typeof (e as PgErrorLike).code === 'string';
+  return e instanceof Error && /^[0-9A-Z]{5}$/.test((e as PgErrorLike).code ?? '');
 }
 
 /** Turns whatever a query threw into a TaskError with a reason. */

@@ -7,11 +7,16 @@ import { TaskClient } from '../core/taskClient';
 import { TaskWatcher, type TaskEvent } from '../core/taskWatcher';
 import { config, type SavedConnection } from './config';
 import type { Log } from './log';
+import { isUnreachable } from './problems';
 
 /** What a connection can do now; each state other than ready has a button in the UI that fixes it. */
 export type ConnectionState = 'checking' | 'ready' | 'noSchema' | 'outdated' | 'newer' | 'noDblink' | 'noPassword' | 'error';
 
 const secretKey = (name: string) => `pgTasks.password.${name}`;
+/** Re-checks of an unreachable server back off from this… */
+const RECHECK_MIN_MS = 15_000;
+/** …to this, so a server down for the night costs a connection attempt every few minutes, not a stream. */
+const RECHECK_MAX_MS = 5 * 60_000;
 
 /**
  * One saved server: a small pg pool, the TaskClient over it, and a TaskWatcher (LISTEN bgtask) that feeds
@@ -120,6 +125,9 @@ export class ConnectionManager implements vscode.Disposable {
   /** Task state changes of every connection. */
   readonly onDidChangeTasks = this.taskEvents.event;
   private readonly subscriptions: vscode.Disposable[] = [];
+  /** Pending automatic re-checks of unreachable servers, and how many came before (for the backoff). */
+  private readonly rechecks = new Map<Connection, { timer: NodeJS.Timeout; attempt: number }>();
+  private disposed = false;
 
   constructor(
     private readonly secrets: vscode.SecretStorage,
@@ -143,9 +151,25 @@ export class ConnectionManager implements vscode.Disposable {
 
   /** Re-checks one connection (after install, set password…) and tells the views. */
   async recheck(connection: Connection): Promise<ConnectionState> {
+    const attempt = this.rechecks.get(connection)?.attempt ?? 0;
+    this.cancelRecheck(connection);
     const state = await connection.check();
+    if (this.disposed || this.get(connection.name) !== connection) return state;
+    // A server that is down (restart, VPN off) comes back by itself: check again with backoff and jitter, so
+    // the tree recovers without a click. Other errors (a refused password, a missing grant) need the user.
+    if (state === 'error' && connection.problem && isUnreachable(connection.problem)) {
+      const delay = Math.min(RECHECK_MIN_MS * 2 ** attempt, RECHECK_MAX_MS) * (0.8 + Math.random() * 0.4);
+      const timer = setTimeout(() => void this.recheck(connection), delay);
+      timer.unref();
+      this.rechecks.set(connection, { timer, attempt: attempt + 1 });
+    }
     this.changed.fire(connection);
     return state;
+  }
+
+  private cancelRecheck(connection: Connection): void {
+    clearTimeout(this.rechecks.get(connection)?.timer);
+    this.rechecks.delete(connection);
   }
 
   /** Saves a new connection (and its password in SecretStorage); replaces one of the same name. */
@@ -165,6 +189,7 @@ export class ConnectionManager implements vscode.Disposable {
     const wanted = new Map(config.connections().map((c) => [c.name, c]));
     for (const [name, conn] of this.byName) {
       if (JSON.stringify(wanted.get(name)) !== JSON.stringify(conn.saved)) {
+        this.cancelRecheck(conn);
         conn.dispose();
         this.byName.delete(name);
       }
@@ -182,7 +207,12 @@ export class ConnectionManager implements vscode.Disposable {
         continue;
       }
       this.byName.set(name, conn);
-      conn.onDidChangeTasks((event) => this.taskEvents.fire({ connection: conn, event }));
+      // The connection's own emitter: disposing the connection ends this subscription too.
+      conn.onDidChangeTasks((event) => {
+        // The watcher reconnected after an outage: the server is back, so the tree need not wait for a timer.
+        if (event.kind === 'resync' && event.why === 'connected' && conn.state === 'error') void this.recheck(conn);
+        this.taskEvents.fire({ connection: conn, event });
+      });
       void this.recheck(conn);
     }
     void vscode.commands.executeCommand('setContext', 'pgTasks.hasConnection', this.byName.size > 0);
@@ -190,6 +220,8 @@ export class ConnectionManager implements vscode.Disposable {
   }
 
   dispose(): void {
+    this.disposed = true;
+    for (const c of [...this.rechecks.keys()]) this.cancelRecheck(c);
     for (const c of this.byName.values()) c.dispose();
     this.byName.clear();
     this.changed.dispose();

@@ -7,6 +7,8 @@ import { TaskPanels } from './taskPanel';
 import { registerTaskTree } from './taskTree';
 import { registerStatusBar } from './statusBar';
 import { registerNotifications } from './notify';
+import { FileConnections } from './fileConnection';
+import { ErrorLocations } from './errorLocation';
 import { startLanguageClient } from './languageClient';
 import type { LanguageClient } from 'vscode-languageclient/node';
 
@@ -22,21 +24,26 @@ export async function activate(extCtx: vscode.ExtensionContext): Promise<void> {
   try {
     ctx = new Ctx(extCtx);
     const c = ctx;
-    const panels = new TaskPanels(c);
-    c.subscriptions.push(panels);
+    const errors = new ErrorLocations(c);
+    const panels = new TaskPanels(c, { errors });
+    c.subscriptions.push(errors, panels);
     const tree = registerTaskTree(c);
-    const views: TaskViews = { openPanel: (conn, id) => panels.open(conn, id), refreshTree: () => tree.refresh() };
+    const files = new FileConnections(c);
+    c.subscriptions.push(files);
+    const views: TaskViews = { openPanel: (conn, id) => panels.open(conn, id), refreshTree: () => tree.refresh(), refreshPanels: () => panels.refreshAll() };
     registerStatusBar(c, c.connections);
-    registerNotifications(c, (conn, id) => panels.open(conn, id), (conn, id) => panels.open(conn, id));
+    registerNotifications(c, (conn, id) => panels.open(conn, id), (conn, id) => vscode.commands.executeCommand('pgTasks.collectResult', { kind: 'task', connection: conn, task: { id, state: 'done', sql: '', info: null } }));
     c.subscriptions.push(
       c.connections.onDidChangeTasks(({ connection, event }) => {
         if (event.kind === 'state') panels.refresh(connection.name, event.id);
       }),
+      // A server back after an outage: panels showing "cannot reach" read their task again.
+      c.connections.onDidChange((conn) => conn?.state === 'ready' && panels.refreshAll()),
     );
     const commands: Record<string, (...args: never[]) => unknown> = {
-      'pgTasks.runSelection': runInBackground(c, 'selection', () => client),
-      'pgTasks.runStatement': runInBackground(c, 'statement', () => client),
-      'pgTasks.runFile': runInBackground(c, 'file', () => client),
+      'pgTasks.runSelection': runInBackground(c, 'selection', () => client, { files, errors }),
+      'pgTasks.runStatement': runInBackground(c, 'statement', () => client, { files, errors }),
+      'pgTasks.runFile': runInBackground(c, 'file', () => client, { files, errors }),
       'pgTasks.cancelTask': cancelTask(c),
       'pgTasks.openTask': openTask(c, views),
       'pgTasks.collectResult': collectResult(c, views),

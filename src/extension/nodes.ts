@@ -35,6 +35,8 @@ export interface MessageNode {
   kind: 'message';
   connection: Connection;
   text: string;
+  /** The longer explanation when the label is cut short by a narrow sidebar. */
+  tooltip?: string;
   command?: { command: string; title: string; arguments?: unknown[] };
 }
 

@@ -5,7 +5,7 @@ import type { TaskEvent } from '../core/taskWatcher';
 import { config } from './config';
 import type { Connection } from './connections';
 import type { Ctx } from './ctx';
-import { finishMessage, summaryMessage } from './format';
+import { finishMessage, plural, summaryMessage } from './format';
 import type { TaskSource } from './taskTree';
 
 /** An action offered on a notification, given the task's connection and id. */
@@ -27,6 +27,8 @@ const SUMMARY_OVER = 3;
 const CATCH_UP_PAGE = 100;
 /** Open ids remembered at most (queued tasks can pile up; the oldest matter least). */
 const OPEN_CAP = 1000;
+/** Announced tasks remembered to avoid saying it twice when two connections reach the same database. */
+const ANNOUNCED_CAP = 1000;
 
 const isFinal = (s: TaskState) => FINISHED_STATES.includes(s);
 const errorText = (e: unknown) => (e instanceof Error ? e.message : String(e));
@@ -41,6 +43,8 @@ export class FinishNotifier implements vscode.Disposable {
   /** One job at a time per connection: catch-ups and events read and write the same watermark. */
   private readonly queues = new Map<Connection, Promise<void>>();
   private readonly subscriptions: vscode.Disposable[] = [];
+  /** `<database>#<id>` of tasks announced in this window: each database's ids are its own. */
+  private readonly announced = new Set<string>();
   private disposed = false;
 
   constructor(
@@ -49,7 +53,7 @@ export class FinishNotifier implements vscode.Disposable {
     private readonly log: Logger,
     private readonly enabled: () => boolean,
     private readonly openTask: TaskAction,
-    private readonly showResult: TaskAction,
+    private readonly exportResult: TaskAction,
   ) {
     this.subscriptions.push(
       source.onDidChange(() => this.startReady()),
@@ -107,7 +111,7 @@ export class FinishNotifier implements vscode.Disposable {
     // The payload is only id:state, and every listener hears every role's tasks: read the row through
     // row-level security, which also says whose it is.
     const [task] = await c.tasks.list({ beforeId: id + 1, pageSize: 1 });
-    if (task?.id === id && isFinal(task.state) && this.mine(c, task)) this.announce(c, task);
+    if (task?.id === id && isFinal(task.state) && this.mine(c, task)) await this.announce(c, task);
   }
 
   private async catchUp(c: Connection, startup: boolean): Promise<void> {
@@ -126,7 +130,7 @@ export class FinishNotifier implements vscode.Disposable {
     const fresh = finished.filter((t) => (t.id > stored.maxId || stored.open.has(t.id)) && this.mine(c, t));
     if (fresh.length === 0 || !this.enabled()) return;
     if (fresh.length > SUMMARY_OVER) return this.summarize(c, fresh, startup);
-    for (const t of fresh.reverse()) this.announce(c, t);
+    for (const t of fresh.reverse()) await this.announce(c, t);
   }
 
   /** Admins see every role's tasks; only the user's own are worth a notification. */
@@ -134,10 +138,24 @@ export class FinishNotifier implements vscode.Disposable {
     return !c.schema || t.owner === c.schema.currentUser;
   }
 
-  private announce(c: Connection, t: TaskSummary): void {
+  /**
+   * One notification per ended task. A done task says how many rows it kept and offers them; Open would only
+   * repeat Show Result, and a task without rows has no result to show.
+   */
+  private async announce(c: Connection, t: TaskSummary): Promise<void> {
+    const key = `${c.resolved.host}:${c.resolved.port}/${c.resolved.database}#${t.id}`;
+    if (this.announced.has(key)) return;
+    this.announced.add(key);
+    if (this.announced.size > ANNOUNCED_CAP) this.announced.delete(this.announced.values().next().value as string);
     const { text, severity } = finishMessage(t, new Date());
-    const actions = t.state === 'done' ? ['Open', 'Show Result'] : ['Open'];
-    const message = this.prefix(c) + text;
+    let rows = 0;
+    if (t.state === 'done') {
+      // Without the count the notification still says the task finished; only the row count is missing.
+      const detail = await c.tasks.get(t.id).catch((e: unknown) => this.log.warn(`task #${t.id}: no row count: ${errorText(e)}`));
+      rows = detail?.steps.reduce((n, s) => n + (s.resultTable ? (s.resultStored ?? 0) : 0), 0) ?? 0;
+    }
+    const actions = rows > 0 ? ['Show Result', 'Export…'] : t.state === 'failed' ? ['Show Error'] : ['Open'];
+    const message = this.prefix(c) + text + (rows > 0 ? ` (${plural(rows, 'row')})` : '');
     const shown =
       severity === 'error'
         ? vscode.window.showErrorMessage(message, ...actions)
@@ -145,7 +163,7 @@ export class FinishNotifier implements vscode.Disposable {
           ? vscode.window.showWarningMessage(message, ...actions)
           : vscode.window.showInformationMessage(message, ...actions);
     void shown.then(
-      (a) => (a === 'Open' ? this.openTask(c, t.id) : a === 'Show Result' ? this.showResult(c, t.id) : undefined),
+      (a) => (a === 'Export…' ? this.exportResult(c, t.id) : a ? this.openTask(c, t.id) : undefined),
       (e: unknown) => this.log.warn(`notification for task #${t.id}: ${errorText(e)}`),
     );
   }
@@ -184,9 +202,9 @@ export class FinishNotifier implements vscode.Disposable {
   }
 }
 
-/** Announces ended tasks (setting pgTasks.notifyOnFinish); the actions open the task or its result. */
-export function registerNotifications(ctx: Ctx, openTask: TaskAction, showResult: TaskAction): FinishNotifier {
-  const notifier = new FinishNotifier(ctx.connections, ctx.extCtx.globalState, ctx.log, () => config.notifyOnFinish(), openTask, showResult);
+/** Announces ended tasks (setting pgTasks.notifyOnFinish); the actions open the task or export its result. */
+export function registerNotifications(ctx: Ctx, openTask: TaskAction, exportResult: TaskAction): FinishNotifier {
+  const notifier = new FinishNotifier(ctx.connections, ctx.extCtx.globalState, ctx.log, () => config.notifyOnFinish(), openTask, exportResult);
   ctx.subscriptions.push(notifier);
   return notifier;
 }

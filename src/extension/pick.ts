@@ -4,6 +4,14 @@ import type { Ctx } from './ctx';
 import type { TaskState, TaskSummary } from '../core/models';
 import { isConnectionNode, isTaskNode, type TaskNode } from './nodes';
 import { toTaskError } from '../core/errors';
+import { connectionDescription, problemText } from './format';
+
+/** Why a connection in a pick list cannot run tasks, in the words the Task Explorer uses. */
+export function notReadyDetail(c: Connection): string | undefined {
+  if (c.state === 'ready') return undefined;
+  const problem = c.problem && problemText(c.problem.message, c.problem.sqlstate);
+  return `$(warning) ${connectionDescription({ state: c.state, label: c.resolved.label, problem })}`;
+}
 
 /** The connection a command works on: the tree node it came from, the only one, or a quick pick. */
 export async function pickConnection(ctx: Ctx, arg: unknown, purpose: string): Promise<Connection | undefined> {
@@ -16,7 +24,7 @@ export async function pickConnection(ctx: Ctx, arg: unknown, purpose: string): P
   }
   if (all.length === 1) return all[0];
   const picked = await vscode.window.showQuickPick(
-    all.map((c) => ({ label: c.name, description: c.resolved.label, detail: c.state === 'ready' ? undefined : `not ready: ${c.state}`, connection: c })),
+    all.map((c) => ({ label: c.name, description: c.resolved.label, detail: notReadyDetail(c), connection: c })),
     { title: purpose, placeHolder: 'Choose a connection' },
   );
   return picked?.connection;

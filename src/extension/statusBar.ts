@@ -14,7 +14,12 @@ interface Count {
   running: number;
   queued: number;
   capped: boolean;
+  /** The tasks counted, as `<database>#<id>`: two connections to one database see the same tasks. */
+  keys: Map<string, 'running' | 'queued'>;
 }
+
+/** Which database a connection's task ids belong to (ids are unique per database, not per connection). */
+const databaseOf = (c: Connection) => `${c.resolved.host}:${c.resolved.port}/${c.resolved.database}`;
 
 /**
  * The running-task count in the status bar, across connections. It recounts on task events and connection
@@ -87,6 +92,7 @@ export class TaskStatusBar implements vscode.Disposable {
             running: tasks.filter((t) => t.state === 'running').length,
             queued: tasks.filter((t) => t.state === 'queued').length,
             capped: tasks.length >= COUNT_CAP,
+            keys: new Map(tasks.map((t) => [`${databaseOf(c)}#${t.id}`, t.state === 'running' ? 'running' : 'queued'])),
           });
         } catch (e) {
           // Tier 1: the tree shows the failure with a Retry; the last count stays until the next event.
@@ -98,15 +104,15 @@ export class TaskStatusBar implements vscode.Disposable {
   }
 
   private render(): void {
-    let running = 0;
-    let queued = 0;
+    // Counted once per task even when several connections (another user, an admin) reach its database.
+    const all = new Map<string, 'running' | 'queued'>();
     const lines: string[] = [];
     for (const [c, n] of this.counts) {
-      running += n.running;
-      queued += n.queued;
+      for (const [k, state] of n.keys) all.set(k, state);
       if (n.running + n.queued > 0) lines.push(`${c.name}: ${formatCount(n.running)} running, ${formatCount(n.queued)} queued${n.capped ? ' (or more)' : ''}`);
     }
-    const text = statusBarText(running, queued);
+    const states = [...all.values()];
+    const text = statusBarText(states.filter((x) => x === 'running').length, states.filter((x) => x === 'queued').length);
     if (!text) {
       this.item.hide();
       return;

@@ -1,13 +1,14 @@
 import * as vscode from 'vscode';
 import { randomBytes } from 'node:crypto';
-import { open as openFile, unlink } from 'node:fs/promises';
-import { homedir } from 'node:os';
-import { basename } from 'node:path';
 import { TaskError, toTaskError } from '../core/errors';
 import type { StepDetail, TaskDetail, TaskErrorInfo, TaskSummary } from '../core/models';
 import { isWebviewToHost, type ErrorView, type HostToWebview, type TaskView, type WebviewToHost } from '../core/protocol/webview';
+import { exportStep } from './commands/tasks';
 import type { Connection } from './connections';
 import type { Ctx } from './ctx';
+import type { ErrorLocations } from './errorLocation';
+import { taskTitle } from './format';
+import { describeError } from './problems';
 
 const VIEW_TYPE = 'pgTasks.task';
 const key = (connection: string, id: number) => `${connection}\u0000${id}`;
@@ -15,6 +16,8 @@ const key = (connection: string, id: number) => `${connection}\u0000${id}`;
 export interface TaskPanelsOptions {
   /** Re-runs a task; without it the panel runs the pgTasks.rerunTask command with a task node. */
   onRerun?: (connection: Connection, taskId: number) => unknown;
+  /** Finds the failed statement in the user's file for "Go to Error". */
+  errors?: ErrorLocations;
 }
 
 /**
@@ -55,6 +58,11 @@ export class TaskPanels implements vscode.Disposable {
     const existing = this.panels.get(key(connection.name, taskId));
     if (existing) existing.panel.reveal();
     else this.attach(vscode.window.createWebviewPanel(VIEW_TYPE, `Task #${taskId}`, vscode.ViewColumn.Active, this.webviewOptions), connection.name, taskId);
+  }
+
+  /** Re-reads every visible panel (after a purge, or when connections change). */
+  refreshAll(): void {
+    for (const p of this.panels.values()) if (p.panel.visible) void p.postTask();
   }
 
   /** Re-reads the task into its panel, if one is open (called on LISTEN events). */
@@ -117,7 +125,8 @@ class TaskPanel {
     const uri = (file: string) => webview.asWebviewUri(vscode.Uri.joinPath(this.ctx.extensionUri, 'media', 'dist', file)).toString();
     const src = webview.cspSource;
     const csp = `default-src 'none'; script-src 'nonce-${nonce}'; style-src ${src}; font-src ${src}; img-src ${src}; connect-src 'none'`;
-    // No data goes into this markup: the task arrives by postMessage and is written with textContent.
+    // No database data goes into this markup: the task arrives by postMessage and is written with textContent.
+    // data-task is our own integer id, so the panel can say which task it is before (or without) an answer.
     return `<!DOCTYPE html>
 <html lang="en"><head><meta charset="UTF-8">
 <meta http-equiv="Content-Security-Policy" content="${csp}">
@@ -125,7 +134,7 @@ class TaskPanel {
 <link rel="stylesheet" id="vscode-codicon-stylesheet" href="${uri('codicon.css')}">
 <link rel="stylesheet" href="${uri('taskPanel.css')}">
 <title>Task #${this.id}</title></head>
-<body><main id="app"></main><script nonce="${nonce}" src="${uri('taskPanel.js')}"></script></body></html>`;
+<body data-task="${this.id}"><main id="app"></main><script nonce="${nonce}" src="${uri('taskPanel.js')}"></script></body></html>`;
   }
 
   private post(m: HostToWebview): void {
@@ -163,7 +172,7 @@ class TaskPanel {
           // Shown in the grid, where it happened; the log keeps the details.
           const err = toTaskError(e);
           this.ctx.log.warn(`task #${this.id}: rows of step ${m.step}: ${err.message}`);
-          this.post({ type: 'error', requestId: m.requestId, message: err.message });
+          this.post({ type: 'error', requestId: m.requestId, message: describeError(err) });
         }
         return;
       case 'cancel':
@@ -197,13 +206,15 @@ class TaskPanel {
       if (read !== this.reads) return; // a newer read is under way and posts fresher data
       this.failures = 0;
       this.lastState = live?.state ?? detail.state;
+      // Tabs of several tasks are told apart by what the task is, not only by its number.
+      this.panel.title = `Task #${this.id}: ${taskTitle(detail, 24)}`;
       this.post({ type: 'task', task: toView(this.connectionName, detail, live) });
     } catch (e) {
       const err = toTaskError(e);
       this.failures++;
       this.ctx.log.warn(`task #${this.id}: read failed: ${err.message}`);
       if (read !== this.reads) return;
-      this.post({ type: 'error', message: err.message });
+      this.post({ type: 'error', message: describeError(err) });
       if (err.reason === 'notFound') this.lastState = undefined;
     }
     if (this.lastState === 'running' && this.panel.visible) {
@@ -244,51 +255,17 @@ class TaskPanel {
   }
 
   private async export(step: number, format: 'csv' | 'json'): Promise<void> {
-    const tasks = this.connection().tasks;
-    const dir = vscode.workspace.workspaceFolders?.[0]?.uri ?? vscode.Uri.file(homedir());
-    const target = await vscode.window.showSaveDialog({
-      defaultUri: vscode.Uri.joinPath(dir, `task-${this.id}-${step}.${format}`),
-      filters: format === 'csv' ? { CSV: ['csv'] } : { JSON: ['json'] },
-      saveLabel: 'Export',
-      title: `Export the result of task #${this.id}, step ${step}`,
-    });
-    if (!target) return;
-    if (target.scheme !== 'file') throw new TaskError('Pick a file on the machine where the extension runs.', 'badInput');
-    const rows = await vscode.window.withProgress(
-      { location: vscode.ProgressLocation.Notification, title: `Exporting task #${this.id}, step ${step}…` },
-      async () => {
-        // Opened before streaming, so a bad path fails here rather than as an unhandled stream 'error'.
-        const out = (await openFile(target.fsPath, 'w')).createWriteStream();
-        try {
-          return await tasks.exportResult(this.id, step, format, out);
-        } catch (e) {
-          out.destroy();
-          await unlink(target.fsPath).catch((u: unknown) => this.ctx.log.warn(`could not remove the partial export ${target.fsPath}: ${String(u)}`));
-          throw e;
-        }
-      },
-    );
-    this.ctx.log.info(`task #${this.id}: exported ${rows} rows of step ${step} to ${target.fsPath}`);
-    const reveal = vscode.env.uiKind === vscode.UIKind.Desktop ? ['Reveal'] : [];
-    const action = await vscode.window.showInformationMessage(`Exported ${rows.toLocaleString()} rows to ${basename(target.fsPath)}.`, 'Open File', ...reveal);
-    if (action === 'Open File') await vscode.commands.executeCommand('vscode.open', target);
-    if (action === 'Reveal') await vscode.commands.executeCommand('revealFileInOS', target);
+    await exportStep(this.ctx, this.connection(), this.id, step, format);
   }
 
   private async goToError(): Promise<void> {
     const detail = await this.connection().tasks.get(this.id);
     const error = detail?.error ?? detail?.steps.find((s) => s.error)?.error;
     if (!detail || !error) throw new TaskError(`Task #${this.id} has no error to show.`, 'notFound');
-    // The server counts positions in characters with \r\n as one (bgtask._error_position); an LF document and
-    // a code-point walk give the same offset in UTF-16 units.
-    const sql = (detail.steps.find((s) => s.n === error.step)?.sql ?? detail.sql).replace(/\r\n/g, '\n');
-    const doc = await vscode.workspace.openTextDocument({ language: 'sql', content: sql });
-    const editor = await vscode.window.showTextDocument(doc, { viewColumn: vscode.ViewColumn.Beside, preview: false });
-    const pos = typeof error.position === 'number' && error.position > 0 ? error.position : 1;
-    const start = doc.positionAt(Array.from(sql).slice(0, pos - 1).join('').length);
-    const range = error.position ? (doc.getWordRangeAtPosition(start) ?? new vscode.Range(start, start)) : new vscode.Range(start, start);
-    editor.selection = new vscode.Selection(range.start, range.end);
-    editor.revealRange(range, vscode.TextEditorRevealType.InCenterIfOutsideViewport);
+    const step = detail.steps.find((s) => s.n === error.step) ?? detail.steps.find((s) => s.error);
+    const position = typeof error.position === 'number' && error.position > 0 ? error.position : undefined;
+    if (!this.options.errors) throw new TaskError('Go to Error is not available here.', 'unknown');
+    await this.options.errors.show(this.connectionName, this.id, step?.n ?? 1, step?.sql ?? detail.sql, position);
   }
 
   /** A failed user action: the SQLSTATE and one sentence in a notification, the rest in the log. */
@@ -296,9 +273,7 @@ class TaskPanel {
     const err = toTaskError(e);
     this.ctx.log.warn(`task #${this.id}: ${action} failed`);
     this.ctx.log.error(err.cause instanceof Error ? err.cause : err);
-    const sentence = err.message.split('\n')[0];
-    const code = err.sqlstate ? ` (SQLSTATE ${err.sqlstate})` : '';
-    void vscode.window.showErrorMessage(`PG Tasks: task #${this.id}: ${sentence}${code}`, 'Show Log').then((a) => a && this.ctx.log.show());
+    void vscode.window.showErrorMessage(`PG Tasks: task #${this.id}: ${describeError(err).split('\n')[0]}`, 'Show Log').then((a) => a && this.ctx.log.show());
   }
 }
 

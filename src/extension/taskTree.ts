@@ -7,6 +7,7 @@ import type { Connection } from './connections';
 import type { Ctx } from './ctx';
 import * as fmt from './format';
 import type { ConnectionNode, GroupNode, LoadMoreNode, MessageNode, TaskNode, TreeNode } from './nodes';
+import { describeError } from './problems';
 
 /** What the Task Explorer needs of the connections; ConnectionManager is one. */
 export interface TaskSource {
@@ -152,7 +153,7 @@ export class TaskTreeProvider implements vscode.TreeDataProvider<TreeNode>, vsco
       }
       case 'message': {
         const item = new vscode.TreeItem(node.text);
-        item.tooltip = node.text;
+        item.tooltip = node.tooltip ?? node.text;
         item.iconPath = new vscode.ThemeIcon(this.messageIcons.get(node) ?? 'info');
         if (node.command) item.command = node.command;
         item.contextValue = 'message';
@@ -282,36 +283,51 @@ export class TaskTreeProvider implements vscode.TreeDataProvider<TreeNode>, vsco
     this.updateLiveTimer();
   }
 
-  private message(c: Connection, text: string, icon: string, command?: MessageNode['command']): MessageNode {
-    const node: MessageNode = { kind: 'message', connection: c, text, ...(command && { command }) };
+  private message(c: Connection, text: string, icon: string, command?: MessageNode['command'], tooltip?: string): MessageNode {
+    const node: MessageNode = { kind: 'message', connection: c, text, ...(command && { command }), ...(tooltip && { tooltip }) };
     this.messageIcons.set(node, icon);
     return node;
   }
 
   private facts(c: Connection): fmt.ConnectionFacts {
-    return { state: c.state, label: c.resolved.label, problem: c.problem?.message, installedVersion: c.schema?.installedVersion, latestVersion: c.schema?.latestVersion };
+    // The problem as a sentence ("Cannot reach the server at …: connection refused…"), not "connect ECONNREFUSED".
+    const problem = c.problem && fmt.problemText(c.problem.message, c.problem.sqlstate);
+    return { state: c.state, label: c.resolved.label, problem, installedVersion: c.schema?.installedVersion, latestVersion: c.schema?.latestVersion };
   }
 
+  /**
+   * What a connection shows while it cannot run tasks: the one action that fixes it, its tooltip saying why
+   * (the connection row's description already names the trouble, and a sidebar is too narrow for sentences).
+   */
   private connectionChildren(c: Connection): TreeNode[] {
     const d = this.data(c);
     const args = [d.node];
-    const advice = () => this.message(c, fmt.connectionAdvice(this.facts(c)), 'warning');
+    const advice = fmt.connectionAdvice(this.facts(c));
+    const action = (text: string, icon: string, command: string, title: string) => this.message(c, text, icon, { command, title, arguments: args }, advice);
     switch (c.state) {
       case 'ready':
         return [d.running.node, d.finished.node];
       case 'checking':
         return [this.message(c, 'Connecting…', 'loading~spin')];
       case 'noSchema':
-        return [advice(), this.message(c, 'Install the bgtask schema…', 'cloud-download', { command: 'pgTasks.installSchema', title: 'Install the bgtask schema', arguments: args })];
+        return [action('Install the bgtask schema…', 'cloud-download', 'pgTasks.installSchema', 'Install the bgtask schema')];
       case 'outdated':
-        return [advice(), this.message(c, 'Upgrade the bgtask schema…', 'cloud-download', { command: 'pgTasks.installSchema', title: 'Upgrade the bgtask schema', arguments: args })];
+        return [action('Upgrade the bgtask schema…', 'cloud-download', 'pgTasks.installSchema', 'Upgrade the bgtask schema')];
       case 'noPassword':
-        return [advice(), this.message(c, 'Set the password for background tasks…', 'key', { command: 'pgTasks.setPassword', title: 'Set Password', arguments: args })];
+        return [action('Set the password for background tasks…', 'key', 'pgTasks.setPassword', 'Set Password')];
       case 'newer':
       case 'noDblink':
-        return [advice()];
-      case 'error':
-        return [this.message(c, c.problem?.message ?? 'Cannot connect.', 'error'), this.message(c, 'Retry', 'refresh', { command: 'pgTasks.refresh', title: 'Retry', arguments: args })];
+        return [this.message(c, advice, 'warning', undefined, advice)];
+      case 'error': {
+        const p = c.problem;
+        const text = p ? fmt.problemText(p.message, p.sqlstate) : 'Cannot connect.';
+        const rows = [this.message(c, text, 'error', undefined, p ? describeError(p) : text)];
+        // The server's hint says what to do (e.g. "GRANT bgtask_user TO alice;"): worth its own line.
+        if (p?.hint) rows.push(this.message(c, p.hint, 'lightbulb', undefined, p.hint));
+        if (p && (p.reason === 'passwordRefused' || /password/i.test(p.message))) rows.push(action('Enter the password…', 'key', 'pgTasks.setPassword', 'Set Password'));
+        rows.push(this.message(c, 'Retry', 'refresh', { command: 'pgTasks.refresh', title: 'Retry', arguments: args }, 'Connect again and re-check the schema'));
+        return rows;
+      }
     }
   }
 
@@ -328,11 +344,13 @@ export class TaskTreeProvider implements vscode.TreeDataProvider<TreeNode>, vsco
     }
     const tasks: TreeNode[] = g.tasks.map((task): TaskNode => ({ kind: 'task', connection: c, task }));
     if (node.group === 'running') {
-      if (tasks.length === 0) return [this.message(c, 'No running tasks — select SQL in an editor and run "Run Selection as Background Task"', 'info')];
+      if (tasks.length === 0) {
+        return [this.message(c, 'No running tasks', 'info', undefined, 'Put the cursor in an SQL statement and press Ctrl+Alt+B, or click "Run in background" above it.')];
+      }
       if (g.full) tasks.push(this.message(c, `Showing the newest ${RUNNING_CAP} queued or running tasks`, 'info'));
       return tasks;
     }
-    if (tasks.length === 0) return [this.message(c, 'No finished tasks yet', 'info')];
+    if (tasks.length === 0) return [this.message(c, 'No finished tasks', 'info', undefined, 'Tasks appear here when they end, newest first. Purge History removes old ones.')];
     if (g.full) tasks.push({ kind: 'loadMore', connection: c } satisfies LoadMoreNode);
     return tasks;
   }

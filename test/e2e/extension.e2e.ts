@@ -97,7 +97,8 @@ async function focusEditor(): Promise<void> {
       const box = page.locator('.quick-input-widget input.input');
       await box.waitFor({ state: 'visible', timeout: 10_000 });
       await box.fill('tasks.sql');
-      await page.locator('.quick-input-list .monaco-list-row').filter({ hasText: 'tasks.sql' }).first().waitFor({ timeout: 10_000 });
+      // Enter opens the focused row: wait until the list has settled on tasks.sql (it refills as it searches).
+      await page.locator('.quick-input-list .monaco-list-row.focused').filter({ hasText: 'tasks.sql' }).first().waitFor({ timeout: 10_000 });
       await page.keyboard.press('Enter');
       await page.locator('.monaco-editor .view-lines').filter({ hasText: 'count(*)' }).first().waitFor({ state: 'visible', timeout: 10_000 });
       return;
@@ -154,7 +155,7 @@ describe('PG Background Tasks in VS Code', () => {
   let countTask = 0;
 
   test('the Task Explorer shows the connection, ready', { timeout: 60_000 }, async () => {
-    await page.locator('.activitybar a.action-label[aria-label^="PG Background Tasks"]').click();
+    await page.locator('.activitybar a.action-label[aria-label^="PG Tasks"]').click();
     await treeRow('e2e').waitFor({ state: 'visible', timeout: 30_000 });
     await treeRow('Running').waitFor({ state: 'visible', timeout: 30_000 });
     await treeRow('Finished').waitFor({ state: 'visible' });

@@ -3,9 +3,10 @@ import type { LanguageClient } from 'vscode-languageclient/node';
 import { classify, splitSql, statementAt, statementsInRange } from '../../core/sqlSplit';
 import { config } from '../config';
 import { statements as serverStatements } from '../languageClient';
-import type { Connection } from '../connections';
 import type { Ctx } from '../ctx';
-import { pickConnection } from '../pick';
+import type { ErrorLocations } from '../errorLocation';
+import type { FileConnections } from '../fileConnection';
+import { sqlPreview } from '../format';
 import { ensureReady, showProblem } from '../problems';
 
 type Scope = 'selection' | 'statement' | 'file';
@@ -24,9 +25,7 @@ export interface RunStatement {
  * submitted is exactly what it saw, with its syntax errors), or, while it is not running, from the same psql
  * splitter in process. Each statement becomes its own autocommit step.
  */
-export async function statementsFor(editor: vscode.TextEditor, scope: Scope, client: LanguageClient | undefined): Promise<RunStatement[]> {
-  const doc = editor.document;
-  const sel = editor.selection;
+export async function statementsFor(doc: vscode.TextDocument, sel: vscode.Selection, scope: Scope, client: LanguageClient | undefined): Promise<RunStatement[]> {
   if (client?.isRunning()) {
     const where = scope === 'file' ? 'file' : scope === 'selection' ? new vscode.Range(sel.start, sel.end) : sel.active;
     return (await serverStatements(client, doc, where)).map((st) => ({ ...st, kind: st.kind }));
@@ -53,8 +52,20 @@ const EMPTY: Record<Scope, string> = {
   file: 'This file has no SQL statements to run.',
 };
 
-/** Run Selection / Run Statement / Run File: pick the connection, ask for a description, submit, report. */
-export function runInBackground(ctx: Ctx, scope: Scope, languageClient: () => LanguageClient | undefined) {
+/**
+ * Run Selection / Run Statement / Run File: pick the connection, ask for a description, submit, report. While
+ * it asks, the statements about to run stay highlighted, so Ctrl+Alt+B on a blank line shows which one it took.
+ */
+export function runInBackground(ctx: Ctx, scope: Scope, languageClient: () => LanguageClient | undefined, where: { files: FileConnections; errors: ErrorLocations }) {
+  const { files, errors } = where;
+  // One decoration type for the extension's lifetime; each run sets and clears its ranges.
+  const highlight = vscode.window.createTextEditorDecorationType({
+    backgroundColor: new vscode.ThemeColor('editor.findMatchHighlightBackground'),
+    border: '1px solid',
+    borderColor: new vscode.ThemeColor('editor.findMatchHighlightBorder'),
+    isWholeLine: false,
+  });
+  ctx.subscriptions.push(highlight);
   return async (uri?: vscode.Uri, range?: vscode.Range): Promise<number | undefined> => {
     let editor = vscode.window.activeTextEditor;
     if (uri && editor?.document.uri.toString() !== uri.toString()) {
@@ -64,64 +75,68 @@ export function runInBackground(ctx: Ctx, scope: Scope, languageClient: () => La
       void vscode.window.showWarningMessage('PG Tasks: open an SQL file first.');
       return undefined;
     }
-    if (range) editor.selection = new vscode.Selection(range.start, range.end);
-    const found = await statementsFor(editor, range ? 'selection' : scope, languageClient());
+    // A code lens passes its statement's range: run exactly that, without moving the user's cursor or selection.
+    const selection = range ? new vscode.Selection(range.start, range.end) : editor.selection;
+    const found = await statementsFor(editor.document, selection, range ? 'selection' : scope, languageClient());
     const statements = found.filter((st) => st.kind === 'sql');
     const meta = found.filter((st) => st.kind === 'psql-meta');
     const broken = statements.find((st) => st.parseError);
     if (broken?.parseError) {
       // The parser saw a syntax error: submitting would only record a failed task. Show where it is.
       editor.selection = new vscode.Selection(broken.parseError.range.start, broken.parseError.range.end);
-      editor.revealRange(broken.parseError.range);
-      void vscode.window.showErrorMessage(`PG Tasks: nothing was submitted: ${broken.parseError.message} (line ${broken.parseError.range.start.line + 1}).`);
+      editor.revealRange(broken.parseError.range, vscode.TextEditorRevealType.InCenterIfOutsideViewport);
+      const a = await vscode.window.showErrorMessage(
+        `PG Tasks: nothing was submitted: ${broken.parseError.message} (line ${broken.parseError.range.start.line + 1}).`,
+        'Show Problems',
+      );
+      if (a) await vscode.commands.executeCommand('workbench.actions.view.problems');
       return undefined;
     }
     if (meta.length) {
-      void vscode.window.showWarningMessage(`PG Tasks: psql meta-commands cannot run on the server (${meta[0].text.split('\n')[0]}). Remove them from what you run.`);
+      editor.selection = new vscode.Selection(meta[0].range.start, meta[0].range.end);
+      editor.revealRange(meta[0].range, vscode.TextEditorRevealType.InCenterIfOutsideViewport);
+      void vscode.window.showWarningMessage(`PG Tasks: nothing was submitted: ${meta[0].text.split('\n')[0].trim()} is a psql meta-command, which only psql understands. Leave it out of what you run.`);
       return undefined;
     }
     if (statements.length === 0) {
       void vscode.window.showWarningMessage(`PG Tasks: ${EMPTY[scope]}`);
       return undefined;
     }
-    const connection = await connectionFor(ctx, editor.document);
-    if (!connection || !(await ensureReady(ctx, connection))) return undefined;
-    let info: string | undefined = '';
-    if (config.askForDescription()) {
-      info = await vscode.window.showInputBox({
-        title: `Run ${statements.length === 1 ? 'statement' : `${statements.length} statements`} in the background on ${connection.name}`,
-        prompt: 'A description helps you find the task later (optional). Enter to submit, Escape to cancel.',
-        placeHolder: statements[0].text.replace(/\s+/g, ' ').slice(0, 80),
-      });
-      if (info === undefined) return undefined;
-    }
-    const options = { ...config.taskOptions(), returns_rows: statements.map((st) => st.returnsRows) };
-    let id: number;
+    const shown = editor;
+    shown.setDecorations(highlight, statements.map((st) => st.range));
     try {
-      id = await vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: 'PG Tasks: submitting' }, () =>
-        connection.tasks.submit(statements.map((st) => st.text), { info: info || null, options }),
-      );
-    } catch (e) {
-      await showProblem(ctx, 'the task was not submitted', e, connection);
-      return undefined;
+      const connection = await files.forDocument(shown.document);
+      if (!connection || !(await ensureReady(ctx, connection))) return undefined;
+      let info: string | undefined = '';
+      if (config.askForDescription()) {
+        info = await vscode.window.showInputBox({
+          title: `Run ${statements.length === 1 ? 'the highlighted statement' : `${statements.length} highlighted statements`} in the background on ${connection.name}`,
+          prompt: 'Optional: a description to find the task by later',
+          placeHolder: sqlPreview(statements[0].text, 80),
+        });
+        if (info === undefined) return undefined;
+      }
+      const options = { ...config.taskOptions(), returns_rows: statements.map((st) => st.returnsRows) };
+      let id: number;
+      try {
+        id = await vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: 'PG Tasks: submitting' }, () =>
+          connection.tasks.submit(statements.map((st) => st.text), { info: info || null, options }),
+        );
+      } catch (e) {
+        await showProblem(ctx, 'the task was not submitted', e, connection);
+        return undefined;
+      }
+      // For "Go to Error" later: the file the statements came from. Losing it only costs a search.
+      errors.remember(connection.name, id, shown.document.uri).catch((e: unknown) => ctx.log.warn(`task #${id}: origin not remembered: ${String(e)}`));
+      const what = info ? `: ${info.trim()}` : statements.length > 1 ? ` (${statements.length} statements)` : '';
+      void vscode.window.showInformationMessage(`PG Tasks: task #${id} started on ${connection.name}${what}.`, 'Open', 'Cancel Task').then(async (a) => {
+        const node = { kind: 'task', connection, task: { id, state: 'running', sql: '', info: info || null } };
+        if (a === 'Open') await vscode.commands.executeCommand('pgTasks.openTask', node);
+        if (a === 'Cancel Task') await vscode.commands.executeCommand('pgTasks.cancelTask', node);
+      });
+      return id;
+    } finally {
+      shown.setDecorations(highlight, []);
     }
-    void vscode.window.showInformationMessage(`PG Tasks: task #${id} started on ${connection.name}.`, 'Open', 'Cancel Task').then(async (a) => {
-      const node = { kind: 'task', connection, task: { id, state: 'running', sql: '', info: info || null } };
-      if (a === 'Open') await vscode.commands.executeCommand('pgTasks.openTask', node);
-      if (a === 'Cancel Task') await vscode.commands.executeCommand('pgTasks.cancelTask', node);
-    });
-    return id;
   };
-}
-
-/** The connection remembered for this file, the only one, or the user's pick (then remembered). */
-async function connectionFor(ctx: Ctx, doc: vscode.TextDocument): Promise<Connection | undefined> {
-  const key = 'pgTasks.fileConnections';
-  const memory = ctx.extCtx.workspaceState.get<Record<string, string>>(key, {});
-  const remembered = memory[doc.uri.toString()];
-  const found = remembered ? ctx.connections.get(remembered) : undefined;
-  if (found) return found;
-  const picked = await pickConnection(ctx, undefined, 'Run on which connection?');
-  if (picked) await ctx.extCtx.workspaceState.update(key, { ...memory, [doc.uri.toString()]: picked.name });
-  return picked;
 }

@@ -1,5 +1,7 @@
 import * as vscode from 'vscode';
-import * as fs from 'node:fs';
+import { open as openFile, unlink } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { basename } from 'node:path';
 import type { Ctx } from '../ctx';
 import type { Connection } from '../connections';
 import { pickConnection, pickTask } from '../pick';
@@ -9,6 +11,8 @@ import { showProblem } from '../problems';
 export interface TaskViews {
   openPanel(connection: Connection, id: number): Promise<void>;
   refreshTree(): void;
+  /** Re-reads every open task panel (after a purge, a panel may show a task that is gone). */
+  refreshPanels(): void;
 }
 
 export function cancelTask(ctx: Ctx) {
@@ -79,37 +83,49 @@ export function collectResult(ctx: Ctx, views: TaskViews) {
   };
 }
 
-/** Streams a step's rows to a file the user picks, with progress; the file is complete or removed. */
+/**
+ * Streams a step's rows to a file the user picks, with progress; the file is complete or removed. The one
+ * export of the extension: Collect Result and the task panel's Export buttons both come here.
+ */
 export async function exportStep(ctx: Ctx, connection: Connection, id: number, n: number, format: 'csv' | 'json'): Promise<vscode.Uri | undefined> {
-  const folder = vscode.workspace.workspaceFolders?.[0]?.uri;
-  const name = `task-${id}-${n}.${format}`;
+  const dir = vscode.workspace.workspaceFolders?.[0]?.uri ?? vscode.Uri.file(homedir());
   const target = await vscode.window.showSaveDialog({
-    defaultUri: folder ? vscode.Uri.joinPath(folder, name) : undefined,
+    // "task-<id>-<step>": test/e2e/extension.e2e.ts waits for this default before typing its own path.
+    defaultUri: vscode.Uri.joinPath(dir, `task-${id}-${n}.${format}`),
     filters: format === 'csv' ? { CSV: ['csv'] } : { JSON: ['json'] },
-    title: `Export task #${id}, step ${n}`,
+    saveLabel: 'Export',
+    title: `Export the result of task #${id}, step ${n}, as ${format.toUpperCase()}`,
   });
   if (!target) return undefined;
+  if (target.scheme !== 'file') {
+    void vscode.window.showErrorMessage('PG Tasks: pick a file on the machine where the extension runs (the rows are streamed there).');
+    return undefined;
+  }
   try {
     const rows = await vscode.window.withProgress(
-      { location: vscode.ProgressLocation.Notification, title: `PG Tasks: exporting task #${id} to ${target.fsPath}` },
+      { location: vscode.ProgressLocation.Notification, title: `PG Tasks: exporting task #${id}, step ${n} to ${basename(target.fsPath)}…` },
       async () => {
-        const out = fs.createWriteStream(target.fsPath);
+        // Opened before streaming, so a bad path fails here rather than as an unhandled stream 'error'.
+        const out = (await openFile(target.fsPath, 'w')).createWriteStream();
         try {
           return await connection.tasks.exportResult(id, n, format, out);
         } catch (e) {
           out.destroy();
-          await fs.promises.rm(target.fsPath, { force: true });
+          await unlink(target.fsPath).catch((u: unknown) => ctx.log.warn(`could not remove the partial export ${target.fsPath}: ${String(u)}`));
           throw e;
         }
       },
     );
     ctx.log.info(`exported ${rows} rows of task #${id} step ${n} to ${target.fsPath}`);
-    void vscode.window.showInformationMessage(`PG Tasks: exported ${rows.toLocaleString()} rows to ${target.fsPath}.`, 'Open File').then((a) => {
-      if (a) void vscode.window.showTextDocument(target);
+    const reveal = vscode.env.uiKind === vscode.UIKind.Desktop ? ['Reveal in File Explorer'] : [];
+    // "1 rows" is kept: test/e2e/extension.e2e.ts waits for exactly "exported 1 rows".
+    void vscode.window.showInformationMessage(`PG Tasks: exported ${rows.toLocaleString('en-US')} rows to ${target.fsPath}.`, 'Open File', ...reveal).then((a) => {
+      if (a === 'Open File') void vscode.commands.executeCommand('vscode.open', target);
+      else if (a) void vscode.commands.executeCommand('revealFileInOS', target);
     });
     return target;
   } catch (e) {
-    await showProblem(ctx, 'the export failed', e, connection);
+    await showProblem(ctx, 'the export failed', e, connection, () => exportStep(ctx, connection, id, n, format));
     return undefined;
   }
 }
@@ -147,22 +163,29 @@ export function purgeHistory(ctx: Ctx, views: TaskViews) {
     if (!connection) return;
     const age = await vscode.window.showQuickPick(
       [
-        { label: 'Older than 30 days', interval: '30 days' },
-        { label: 'Older than 7 days', interval: '7 days' },
-        { label: 'Older than 1 day', interval: '1 day' },
-        { label: 'All ended tasks', interval: '0 seconds' },
+        { label: 'Ended more than 30 days ago', what: 'that ended more than 30 days ago', interval: '30 days' },
+        { label: 'Ended more than 7 days ago', what: 'that ended more than 7 days ago', interval: '7 days' },
+        { label: 'Ended more than 1 day ago', what: 'that ended more than a day ago', interval: '1 day' },
+        { label: 'All ended tasks', what: 'that have ended', interval: '0 seconds' },
       ],
-      { title: `Purge ended tasks on ${connection.name}`, placeHolder: 'Which ended tasks? Their collected rows are dropped too.' },
+      { title: `Purge task history on ${connection.name}`, placeHolder: 'Which ended tasks? Queued and running tasks are never purged.' },
     );
     if (!age) return;
-    const ok = await vscode.window.showWarningMessage(`Delete ${age.label.toLowerCase()} on ${connection.name}, with their result tables?`, { modal: true }, 'Purge');
+    const ok = await vscode.window.showWarningMessage(
+      `Delete the tasks on ${connection.name} ${age.what}?`,
+      { modal: true, detail: 'Their SQL, errors and collected result rows are deleted from the server. This cannot be undone.' },
+      'Purge',
+    );
     if (ok !== 'Purge') return;
     try {
       const n = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `PG Tasks: purging ${connection.name}` }, () =>
         connection.tasks.purge(age.interval),
       );
-      void vscode.window.showInformationMessage(`PG Tasks: purged ${n} task${n === 1 ? '' : 's'} on ${connection.name}.`);
+      void vscode.window.showInformationMessage(
+        n === 0 ? `PG Tasks: no tasks on ${connection.name} ${age.what}; nothing was purged.` : `PG Tasks: purged ${n} task${n === 1 ? '' : 's'} on ${connection.name}.`,
+      );
       views.refreshTree();
+      views.refreshPanels();
     } catch (e) {
       await showProblem(ctx, 'purge failed', e, connection);
     }
