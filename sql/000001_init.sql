@@ -1003,7 +1003,7 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 $$;
 
 -- The whole command that collects a step's rows: the CREATE TABLE AS of _capture_sql, _row added afterwards for
--- the 'direct' form, and the BRIN index on _row that pages are read by.
+-- the 'direct' form, the BRIN index on _row that pages are read by, and the statistics that let the planner use it.
 CREATE OR REPLACE FUNCTION bgtask._capture_command(p_form text, p_table text, p_body text, p_max bigint,
                                                    p_unlogged boolean, p_columns text[] DEFAULT NULL,
                                                    p_as_text boolean DEFAULT false)
@@ -1013,6 +1013,9 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
       || CASE WHEN p_form = 'direct'
               THEN format(E';\nALTER TABLE bgtask_result.%I ADD COLUMN _row bigint GENERATED ALWAYS AS IDENTITY', p_table) ELSE '' END
       || format(E';\nCREATE INDEX ON bgtask_result.%I USING brin (_row)', p_table)
+      -- Without statistics the planner cannot cost the BRIN index and reads a page of rows with a sequential
+      -- scan (41 ms at row 900,000 of 1 M, against 0.7 ms after ANALYZE: npm run bench).
+      || format(E';\nANALYZE bgtask_result.%I (_row)', p_table)
 $$;
 
 -- One step on the worker. Rows are collected on the worker itself (CREATE TABLE AS), never sent to the

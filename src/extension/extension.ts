@@ -64,9 +64,12 @@ export async function activate(extCtx: vscode.ExtensionContext): Promise<void> {
       c.subscriptions.push(vscode.commands.registerCommand(id, handler));
     }
     c.log.info(`activated (${c.connections.list().length} connection(s))`);
-    // Last: the commands work without it (the in-process splitter stands in), so a server that fails to
-    // start costs syntax errors and lenses, not the product.
-    client = await startLanguageClient(c);
+    // Not awaited: the commands work without it (the in-process splitter stands in until it is up), and
+    // waiting for the server here made activation take about a second (npm run bench). A server that fails
+    // to start costs syntax errors and lenses, not the product; startLanguageClient reports that itself.
+    void startLanguageClient(c).then((started) => {
+      client = started;
+    });
   } catch (e) {
     ctx?.log.error(e instanceof Error ? e : String(e));
     void vscode.window.showErrorMessage(`PG Background Tasks failed to start: ${e instanceof Error ? e.message : String(e)}`, 'Show Log').then((a) => {
