@@ -282,6 +282,37 @@ describe('timeouts of the role and the server', () => {
     }
   });
 
+  test('role-level transaction_timeout of 1 s (PostgreSQL 17+) does not stop a 3 s task, nor the supervisor waiting 2 s for the submitter', async (t) => {
+    if (db.server.major < 17) {
+      t.skip(`transaction_timeout exists from PostgreSQL 17; this server is ${db.server.major}`);
+      return;
+    }
+    await db.sql(`alter role alice set transaction_timeout = '1s'`);
+    try {
+      const alice = await connect('alice');
+      let id: number;
+      try {
+        assert.equal((await alice.query(`select current_setting('transaction_timeout') as t`)).rows[0].t, '1s');
+        // The submitter's own transaction stays open for 2 s (its timeout is its own business: lift it here).
+        await alice.query('begin');
+        await alice.query(`set local transaction_timeout = 0`);
+        id = await submitWith(alice, 'select pg_sleep(3)');
+        await waitUntil('the supervisor to wait 2 s', async () => (await db.sql(`select 1 from pg_stat_activity
+          where application_name = $1 and clock_timestamp() - backend_start > interval '2 s'`, [`bgtask supervisor ${id}`])).length > 0
+          || (await db.sql(`select 1 from pg_stat_activity where usename = 'alice' and state = 'idle in transaction'
+          and clock_timestamp() - xact_start > interval '2 s'`)).length > 0, 10_000);
+        await alice.query('commit');
+      } finally {
+        await alice.end();
+      }
+      const done = await db.waitFor(id, { timeoutMs: 15_000 });
+      assert.equal(done.state, 'done', JSON.stringify(done.error));
+      assert.ok(done.endTime!.getTime() - done.startTime!.getTime() >= 3000);
+    } finally {
+      await db.sql(`alter role alice reset transaction_timeout`);
+    }
+  });
+
   test('server-wide client_connection_check_interval = 1s: a 3 s task whose client vanished right after submit ends done', async () => {
     await db.sql(`alter system set client_connection_check_interval = '1s'`);
     await db.sql('select pg_reload_conf()');
