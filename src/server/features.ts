@@ -74,6 +74,11 @@ export function codeLenses(a: Analysis, doc: TextDocument): CodeLens[] {
     if (s.kind !== 'sql') return;
     const range: Range = { start: doc.positionAt(s.start), end: doc.positionAt(s.end) };
     const args: LensCommands.RunStatementArgs = [doc.uri, range];
+    if (s.facts.error) {
+      // Running it would only be refused (the run commands check the parser first): say why instead.
+      out.push({ range, command: { title: `⚠ fix the syntax error to run: ${s.facts.error.message}`, command: '' } });
+      return;
+    }
     out.push({ range, command: { title: '▶ Run in background', command: LensCommands.runStatement, arguments: args } });
     const hint = lensHint(a, doc, i);
     if (hint) out.push({ range, command: { title: hint, command: '' } });
@@ -107,6 +112,11 @@ export function hover(a: Analysis, doc: TextDocument, position: Position): Hover
   const step = a.statements.slice(0, i + 1).filter((x) => x.kind === 'sql').length;
   const total = a.statements.filter((x) => x.kind === 'sql').length;
   const kinds = f.parserKinds.length ? ` (\`${f.parserKinds.join('`, `')}\`)` : '';
+  if (f.error) {
+    // What the first word is says nothing while the statement does not parse.
+    lines.push(`Syntax error: ${md(f.error.message)}. Nothing is submitted until it parses.`);
+    return { contents: { kind: 'markdown', value: lines.join('\n\n') }, range };
+  }
   lines.push(`**${md(f.keyword || 'SQL')}** statement${kinds}: step ${step} of ${total} when the file runs.`);
   lines.push(
     f.returnsRows === true
@@ -135,7 +145,6 @@ export function hover(a: Analysis, doc: TextDocument, position: Position): Hover
   } else if (span) {
     lines.push(`Runs inside the transaction opened on line ${lineOf(span.begin)}.`);
   }
-  if (f.error) lines.push(`Syntax error: ${md(f.error.message)}`);
   return { contents: { kind: 'markdown', value: lines.join('\n\n') }, range };
 }
 

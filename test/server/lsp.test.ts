@@ -119,7 +119,8 @@ describe('the language server over stdio', () => {
         [1, '▶ Run in background', 'pgTasks.runStatement'],
         [2, '▶ Run in background', 'pgTasks.runStatement'],
         [2, 'runs as its own autocommit step', ''],
-        [3, '▶ Run in background', 'pgTasks.runStatement'],
+        // The statement with the syntax error gets the reason instead of a lens that could only be refused.
+        [3, '⚠ fix the syntax error to run: syntax error at or near "frm"', ''],
         [5, '▶ Run in background', 'pgTasks.runStatement'],
         [5, 'one transaction across 3 steps (to line 8)', ''],
         [6, '▶ Run in background', 'pgTasks.runStatement'],
