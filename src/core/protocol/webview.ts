@@ -4,6 +4,8 @@
  * every incoming message as untrusted input and validates it (isWebviewToHost).
  */
 
+import type { TaskErrorInfo } from '../models';
+
 /** A task as the panel shows it. Times are ISO strings; every text is foreign data, shown with textContent. */
 export interface TaskView {
   connection: string;
@@ -26,15 +28,8 @@ export interface TaskView {
   live: { waitEvent: string | null; blockedBy: number[] | null; progress: Record<string, unknown> | null } | null;
 }
 
-export interface ErrorView {
-  sqlstate: string;
-  message: string;
-  detail?: string;
-  hint?: string;
-  context?: string;
-  position?: number;
-  step?: number;
-}
+/** The error as the task row records it (one definition: src/core/models.ts). */
+export type ErrorView = TaskErrorInfo;
 
 export interface StepView {
   n: number;
