@@ -9,13 +9,12 @@
  */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Frame, Page } from 'playwright-core';
-import { ensureCodeServer, launchCodeServer, REPO_ROOT, type CodeServer } from '../../scripts/codeServer';
-import { startBgtaskDb, type BgtaskDb } from '../harness/bgtaskDb';
-import { ensureChromium, openWorkbench, type Workbench } from './workbench';
+import type { BgtaskDb } from '../harness/bgtaskDb';
+import { startProduct, type Product } from './product';
+import type { Workbench } from './workbench';
 
 const log = (s: string): void => console.log(`e2e: ${s}`);
 const SQL = [
@@ -26,55 +25,26 @@ const SQL = [
   '',
 ].join('\n');
 
+let product: Product | undefined;
 let db: BgtaskDb;
 let tmp = '';
-let cs: CodeServer | undefined;
 let wb: Workbench;
 let page: Page;
 
 before(async () => {
-  assert.ok(fs.existsSync(path.join(REPO_ROOT, 'dist', 'extension.js')), 'dist/extension.js is missing: run `npm run build` first');
-  await ensureCodeServer({ log });
-  ensureChromium(log);
-  db = await startBgtaskDb();
-  await db.sql(`create table items as select g as id, 'item ' || g as label from generate_series(1, 5000) g`);
-  await db.sql('grant select on items to alice');
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pgbt-e2e-'));
-  const workspace = path.join(tmp, 'workspace');
-  fs.mkdirSync(workspace);
-  fs.writeFileSync(path.join(workspace, 'tasks.sql'), SQL);
-  // alice's password reaches the extension as psql would find it: a .pgpass file named by PGPASSFILE.
-  const passFile = path.join(tmp, 'pgpass');
-  fs.writeFileSync(passFile, `127.0.0.1:${db.server.port}:${db.database}:alice:${db.password('alice')}\n`, { mode: 0o600 });
-  cs = await launchCodeServer({
-    workspace,
-    extensionDevelopmentPath: REPO_ROOT,
-    env: { PGPASSFILE: passFile },
-    settings: {
-      'workbench.startupEditor': 'none',
-      'security.workspace.trust.enabled': false,
-      'telemetry.telemetryLevel': 'off',
-      'git.openRepositoryInParentFolders': 'never',
-      'workbench.colorTheme': 'Default Light Modern',
-      'pgTasks.connections': [{ name: 'e2e', host: '127.0.0.1', port: db.server.port, database: db.database, user: 'alice', sslmode: 'disable' }],
+  product = await startProduct({
+    files: { 'tasks.sql': SQL },
+    prepare: async (d) => {
+      await d.sql(`create table items as select g as id, 'item ' || g as label from generate_series(1, 5000) g`);
+      await d.sql('grant select on items to alice');
     },
     log,
   });
-  wb = await openWorkbench(cs.url);
+  ({ db, wb, tmp } = product);
   page = wb.page;
-  log(`workbench in ${wb.loadMs} ms`);
 }, { timeout: 20 * 60_000 });
 
-after(async () => {
-  if (wb) {
-    const errors = wb.consoleMessages().filter((m) => /pgTasks|PG Background|Content Security Policy/i.test(m));
-    if (errors.length) log(`console:\n${errors.join('\n')}`);
-    await wb.close();
-  }
-  await cs?.stop();
-  await db?.close();
-  if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
-});
+after(async () => product?.stop());
 
 /** The Task Explorer's row whose label contains `text`. */
 const treeRow = (text: string | RegExp) => page.locator('.pane-body .monaco-list-row').filter({ hasText: text }).first();

@@ -9,14 +9,13 @@
  */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Frame, Locator, Page } from 'playwright-core';
-import { ensureCodeServer, launchCodeServer, REPO_ROOT, type CodeServer } from '../../scripts/codeServer';
 import { errorExcerpt } from '../../media/errorExcerpt';
-import { startBgtaskDb, type BgtaskDb } from '../harness/bgtaskDb';
-import { ensureChromium, openWorkbench, type Workbench } from './workbench';
+import type { BgtaskDb } from '../harness/bgtaskDb';
+import { startProduct, type Product } from './product';
+import type { Workbench } from './workbench';
 
 const log = (s: string): void => console.log(`ux: ${s}`);
 const FILE = 'report.sql';
@@ -38,56 +37,28 @@ const SQL = [
   '',
 ].join('\n');
 
+let product: Product | undefined;
 let db: BgtaskDb;
-let tmp = '';
-let cs: CodeServer | undefined;
 let wb: Workbench;
 let page: Page;
 
 before(async () => {
-  assert.ok(fs.existsSync(path.join(REPO_ROOT, 'dist', 'extension.js')), 'dist/extension.js is missing: run `npm run build` first');
-  await ensureCodeServer({ log });
-  ensureChromium(log);
-  db = await startBgtaskDb();
-  await db.sql(`create table orders as
-    select g as id, 1 + g % 500 as customer_id, round((g % 10000) / 10.0, 2)::numeric(10, 2) as amount,
-           (array['new', 'paid', 'shipped'])[1 + g % 3] as status
-    from generate_series(1, 30000) g`);
-  await db.sql('grant select on orders to alice');
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pgbt-ux-'));
-  const workspace = path.join(tmp, 'workspace');
-  fs.mkdirSync(workspace);
-  fs.writeFileSync(path.join(workspace, FILE), SQL);
-  const passFile = path.join(tmp, 'pgpass');
-  fs.writeFileSync(passFile, `127.0.0.1:${db.server.port}:${db.database}:alice:${db.password('alice')}\n`, { mode: 0o600 });
-  cs = await launchCodeServer({
-    workspace,
-    extensionDevelopmentPath: REPO_ROOT,
-    env: { PGPASSFILE: passFile },
-    settings: {
-      'workbench.startupEditor': 'none',
-      'security.workspace.trust.enabled': false,
-      'telemetry.telemetryLevel': 'off',
-      'git.openRepositoryInParentFolders': 'never',
-      'workbench.colorTheme': 'Default Light Modern',
-      'pgTasks.connections': [{ name: 'e2e', host: '127.0.0.1', port: db.server.port, database: db.database, user: 'alice', sslmode: 'disable' }],
+  product = await startProduct({
+    files: { [FILE]: SQL },
+    prepare: async (d) => {
+      await d.sql(`create table orders as
+        select g as id, 1 + g % 500 as customer_id, round((g % 10000) / 10.0, 2)::numeric(10, 2) as amount,
+               (array['new', 'paid', 'shipped'])[1 + g % 3] as status
+        from generate_series(1, 30000) g`);
+      await d.sql('grant select on orders to alice');
     },
     log,
   });
-  wb = await openWorkbench(cs.url);
+  ({ db, wb } = product);
   page = wb.page;
 }, { timeout: 20 * 60_000 });
 
-after(async () => {
-  if (wb) {
-    const errors = wb.consoleMessages().filter((m) => /pgTasks|PG Background|Content Security Policy/i.test(m));
-    if (errors.length) log(`console:\n${errors.join('\n')}`);
-    await wb.close();
-  }
-  await cs?.stop();
-  await db?.close();
-  if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
-});
+after(async () => product?.stop());
 
 const treeRow = (text: string | RegExp) => page.locator('.pane-body .monaco-list-row').filter({ hasText: text }).first();
 const toast = (text: string | RegExp) => page.locator('.notifications-toasts .notification-toast').filter({ hasText: text }).first();
@@ -249,7 +220,7 @@ describe('PG Background Tasks for a DBA trying it first', () => {
     await box.fill('alice by URI');
     await page.keyboard.press('Enter');
     await wb.waitForNotification(/alice by URI is ready for background tasks/, 30_000);
-    const settings = fs.readFileSync(path.join(cs!.userDataDir, 'User', 'settings.json'), 'utf8');
+    const settings = fs.readFileSync(path.join(product!.cs.userDataDir, 'User', 'settings.json'), 'utf8');
     assert.match(settings, /alice by URI/);
     assert.ok(!settings.includes(secret) && !settings.includes(encodeURIComponent(secret)), 'the password is not in settings.json');
   });
