@@ -6,6 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Client } from 'pg';
 import { BgtaskDb, Role, startBgtaskDb } from '../harness/bgtaskDb';
+import { waitUntil } from '../harness/wait';
 
 let db: BgtaskDb;
 before(async () => {
@@ -19,18 +20,6 @@ before(async () => {
 after(async () => db?.close());
 
 // ---- helpers ----
-const nap = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function waitUntil<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (let wait = 5; ; wait = Math.min(wait * 2, 100)) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await nap(wait);
-  }
-}
-
 async function connect(role: Role): Promise<Client> {
   const c = await db.client(role);
   c.on('error', () => undefined); // sessions that the server ends on purpose (timeouts, terminate, restart)

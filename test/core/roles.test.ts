@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import * as crypto from 'node:crypto';
 import { Client, DatabaseError } from 'pg';
 import { BgtaskDb, Role, startBgtaskDb } from '../harness/bgtaskDb';
+import { waitUntil } from '../harness/wait';
 import { migrations } from '../../src/core/generated/sql';
 import { installSchema } from '../../src/core/installer';
 
@@ -24,19 +25,6 @@ before(async () => {
 after(async () => db?.close());
 
 // ---- helpers ----
-const nap = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Polls fn until it returns something truthy; fails with `what` after timeoutMs. */
-async function waitUntil<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (let wait = 5; ; wait = Math.min(wait * 2, 100)) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await nap(wait);
-  }
-}
-
 /** The error a query raised (fails if it did not). */
 async function pgError(p: Promise<unknown>): Promise<DatabaseError> {
   try {

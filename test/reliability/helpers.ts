@@ -7,22 +7,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
-import assert from 'node:assert/strict';
 import type { Client } from 'pg';
 import type { BgtaskDb, Role } from '../harness/bgtaskDb';
 
-export const nap = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-/** Polls fn (backing off 5 → 100 ms) until it returns something truthy; fails after timeoutMs. */
-export async function waitUntil<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (let wait = 5; ; wait = Math.min(wait * 2, 100)) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await nap(wait);
-  }
-}
+// The generic waits live in the harness; the reliability files import them from here with the rest.
+import { waitUntil } from '../harness/wait';
+export { nap, waitUntil } from '../harness/wait';
 
 /** A fresh unpooled client whose deliberate death (kill, cut, restart) is not an unhandled 'error' event. */
 export async function connect(db: BgtaskDb, role: Role): Promise<Client> {
