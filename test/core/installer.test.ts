@@ -9,6 +9,7 @@ import { TaskError } from '../../src/core/errors';
 import { installSchema, schemaStatus } from '../../src/core/installer';
 import { latestVersion, migrations } from '../../src/core/generated/sql';
 import { TaskClient } from '../../src/core/taskClient';
+import { schemaFingerprint } from '../harness/catalog';
 
 let db: BgtaskDb;
 const clients: Client[] = [];
@@ -37,58 +38,6 @@ async function connect(role: 'postgres' | 'alice', database: string): Promise<Cl
   return c;
 }
 
-/**
- * Everything the migration makes, as sorted lines: functions (with a hash of their body, settings and grants),
- * tables, columns, indexes, constraints, policies, triggers, schemas, the loopback server, user mappings, roles,
- * the version and settings rows. Result tables in bgtask_result are task data, not schema: left out. `portable`
- * leaves out what differs between databases (name, install time, which roles stored a password).
- */
-async function fingerprint(c: Client, portable = false): Promise<string[]> {
-  const { rows } = await c.query(`
-    with ns as (select oid from pg_namespace where nspname = 'bgtask')
-    select 'schema ' || nspname || ' ' || pg_get_userbyid(nspowner) || ' ' || coalesce(nspacl::text, '') as l
-      from pg_namespace where nspname in ('bgtask', 'bgtask_result')
-    union all
-    select 'proc ' || p.oid::regprocedure || ' ' || p.prokind::text || p.provolatile::text || p.prosecdef::text || ' ' || md5(p.prosrc)
-           || ' ' || coalesce(p.proconfig::text, '') || ' ' || coalesce(p.proacl::text, '') || ' ' || coalesce(obj_description(p.oid, 'pg_proc'), '')
-      from pg_proc p where p.pronamespace in (select oid from ns)
-    union all
-    select 'rel ' || c.oid::regclass || ' ' || c.relkind::text || c.relrowsecurity || c.relforcerowsecurity || ' ' || coalesce(c.relacl::text, '')
-           || ' ' || coalesce(obj_description(c.oid, 'pg_class'), '')
-      from pg_class c where c.relnamespace in (select oid from ns)
-    union all
-    select 'col ' || a.attrelid::regclass || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod) || ' ' || a.attnotnull
-           || ' ' || coalesce(pg_get_expr(d.adbin, d.adrelid), '') || ' ' || a.attidentity::text
-      from pg_attribute a join pg_class c on c.oid = a.attrelid left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
-     where c.relnamespace in (select oid from ns) and c.relkind in ('r', 'v') and a.attnum > 0 and not a.attisdropped
-    union all
-    select 'index ' || pg_get_indexdef(i.indexrelid) from pg_index i join pg_class c on c.oid = i.indrelid where c.relnamespace in (select oid from ns)
-    union all
-    select 'constraint ' || conrelid::regclass || ' ' || conname || ' ' || pg_get_constraintdef(oid) from pg_constraint where connamespace in (select oid from ns)
-    union all
-    select 'policy ' || polrelid::regclass || ' ' || polname || ' ' || polcmd::text || polpermissive || ' ' || polroles::regrole[]::text
-           || ' ' || coalesce(pg_get_expr(polqual, polrelid), '') || ' ' || coalesce(pg_get_expr(polwithcheck, polrelid), '')
-      from pg_policy where polrelid in (select oid from pg_class where relnamespace in (select oid from ns))
-    union all
-    select 'trigger ' || pg_get_triggerdef(t.oid) from pg_trigger t join pg_class c on c.oid = t.tgrelid where c.relnamespace in (select oid from ns) and not t.tgisinternal
-    union all
-    select 'extension ' || extname || ' ' || extversion || ' ' || extnamespace::regnamespace from pg_extension where extname = 'dblink'
-    union all
-    select 'server ' || srvname || ' ' || pg_get_userbyid(srvowner) || ' ' || replace(srvoptions::text, current_database(), 'DB') || ' ' || coalesce(srvacl::text, '')
-      from pg_foreign_server where srvname = 'bgtask_loopback'
-    union all
-    select 'mapping ' || usename from pg_user_mappings where srvname = 'bgtask_loopback' and not $1
-    union all
-    select 'role ' || r.rolname || ' ' || r.rolcanlogin || ' ' || coalesce((select string_agg(m.roleid::regrole::text, ',' order by m.roleid::regrole::text)
-                                                                            from pg_auth_members m where m.member = r.oid), '')
-      from pg_roles r where r.rolname in ('bgtask_user', 'bgtask_admin')
-    union all
-    select 'version ' || version || ' ' || name || ' ' || applied_by || case when $1 then '' else ' ' || applied_at end from bgtask.schema_version
-    union all
-    select 'setting ' || setting || '=' || value from bgtask.settings
-    order by 1`, [portable]);
-  return rows.map((r) => r.l);
-}
 
 /** Runs a task as the superuser in `database` and returns its final state (the install works end to end). */
 async function runTask(database: string, su: Client): Promise<string> {
@@ -132,14 +81,14 @@ describe('installSchema', () => {
     assert.match(after.dblinkInstalled ?? '', /^\d+\.\d+$/);
     assert.equal(after.isBgtaskUser, true, 'a superuser is a member of every role');
     assert.equal(await runTask(name, su), 'done');
-    reference = await fingerprint(su, true);
+    reference = await schemaFingerprint(su, true);
     assert.ok(reference.some((l) => l.startsWith('proc bgtask.run_task(text,text,jsonb)')));
     assert.ok(reference.some((l) => l.startsWith('policy bgtask.tbl_task task_owner')));
 
     // Installing again is harmless: nothing applied, not one object or row changed.
-    const exact = await fingerprint(su);
+    const exact = await schemaFingerprint(su);
     assert.deepEqual(await installSchema(su), { from: latestVersion, to: latestVersion, applied: [] });
-    assert.deepEqual(await fingerprint(su), exact);
+    assert.deepEqual(await schemaFingerprint(su), exact);
   });
 
   test('the migration file applied as plain text twice (psql -f) works, keeps tasks and mappings, and equals the installer', async () => {
@@ -147,14 +96,14 @@ describe('installSchema', () => {
     await su.query(migrations[0].sql);
     assert.equal((await schemaStatus(su)).state, migrations.length === 1 ? 'ok' : 'outdated');
     assert.equal(await runTask(name, su), 'done');
-    const once = await fingerprint(su);
+    const once = await schemaFingerprint(su);
     const [{ n: tasksBefore }] = (await su.query('select count(*)::int as n from bgtask.tbl_task')).rows;
 
     await su.query(migrations[0].sql);
-    assert.deepEqual(await fingerprint(su), once, 'the second application changed something');
+    assert.deepEqual(await schemaFingerprint(su), once, 'the second application changed something');
     assert.equal((await su.query('select count(*)::int as n from bgtask.tbl_task')).rows[0].n, tasksBefore);
     assert.equal(await runTask(name, su), 'done', 'tasks still run after the second application');
-    if (migrations.length === 1) assert.deepEqual(await fingerprint(su, true), reference);
+    if (migrations.length === 1) assert.deepEqual(await schemaFingerprint(su, true), reference);
   });
 
   test('two installers at once on two connections both succeed and install exactly once', async () => {
@@ -175,7 +124,7 @@ describe('installSchema', () => {
     for (const r of results) assert.equal(r.to, latestVersion);
     assert.deepEqual((await a.query('select version from bgtask.schema_version')).rows, migrations.map((m) => ({ version: m.version })));
     assert.equal((await schemaStatus(b)).state, 'ok');
-    assert.deepEqual(await fingerprint(a, true), reference);
+    assert.deepEqual(await schemaFingerprint(a, true), reference);
   });
 
   test('a schema newer than this build: schemaTooNew, and nothing changes', async () => {
@@ -185,17 +134,17 @@ describe('installSchema', () => {
     const status = await schemaStatus(su);
     assert.equal(status.state, 'newer');
     assert.equal(status.installedVersion, latestVersion + 1);
-    const before = await fingerprint(su);
+    const before = await schemaFingerprint(su);
     const err = await installSchema(su).then(() => assert.fail('installed over a newer schema'), (e: unknown) => e);
     assert.ok(err instanceof TaskError);
     assert.equal(err.reason, 'schemaTooNew');
     assert.match(err.message, new RegExp(`version ${latestVersion + 1}`));
     assert.match(err.hint ?? '', /Update/);
-    assert.deepEqual(await fingerprint(su), before);
+    assert.deepEqual(await schemaFingerprint(su), before);
     // The file guards itself too, for psql users: it refuses and rolls back.
     await assert.rejects(su.query(migrations[0].sql), /already at version/);
     await su.query('rollback');
-    assert.deepEqual(await fingerprint(su), before);
+    assert.deepEqual(await schemaFingerprint(su), before);
   });
 
   test('an ordinary role cannot install: notPermitted with a clear message, nothing created, the connection usable', async () => {

@@ -11,6 +11,7 @@ import { TaskError } from '../../src/core/errors';
 import { installSchema, schemaProblem, schemaStatus } from '../../src/core/installer';
 import { latestVersion, migrations } from '../../src/core/generated/sql';
 import { TaskClient } from '../../src/core/taskClient';
+import { schemaFingerprint } from '../harness/catalog';
 import type { TaskDetail, TaskState } from '../../src/core/models';
 
 let db: BgtaskDb;
@@ -69,22 +70,6 @@ async function taskRows(su: Client): Promise<unknown[]> {
   return [tasks, steps, results];
 }
 
-/** What the migrations make, as sorted lines: functions (body hash, settings, grants), the loopback server, versions. */
-async function fingerprint(su: Client): Promise<string[]> {
-  const { rows } = await su.query(`
-    select 'proc ' || p.oid::regprocedure || ' ' || md5(p.prosrc) || ' ' || coalesce(p.proconfig::text, '') || ' ' || coalesce(p.proacl::text, '') as l
-      from pg_proc p where p.pronamespace = 'bgtask'::regnamespace
-    union all
-    select 'rel ' || c.oid::regclass || ' ' || c.relkind::text || ' ' || coalesce(c.relacl::text, '') from pg_class c where c.relnamespace = 'bgtask'::regnamespace
-    union all
-    select 'server ' || srvname || ' ' || srvoptions::text || ' ' || coalesce(srvacl::text, '') from pg_foreign_server
-    union all
-    select 'mapping ' || usename || ' ' || coalesce(umoptions::text, '') from pg_user_mappings
-    union all
-    select 'version ' || version || ' ' || name || ' ' || applied_at from bgtask.schema_version
-    order by 1`);
-  return rows.map((r) => r.l);
-}
 
 describe('upgrading a version-1 database', () => {
   test('tasks of every kind are kept; the running one still ends done and the queued one still runs', async () => {
@@ -137,14 +122,14 @@ describe('upgrading a version-1 database', () => {
   test('installing twice, or applying the new file as plain text twice (psql -f), changes nothing', async () => {
     const { name, su } = await versionOneDatabase();
     assert.deepEqual((await installSchema(su)).applied, migrations.slice(1).map((m) => m.name));
-    const once = await fingerprint(su);
+    const once = await schemaFingerprint(su);
     assert.deepEqual(await installSchema(su), { from: latestVersion, to: latestVersion, applied: [] });
-    assert.deepEqual(await fingerprint(su), once);
+    assert.deepEqual(await schemaFingerprint(su), once);
     for (const m of migrations.slice(1)) {
       await su.query(m.sql);
       await su.query(m.sql);
     }
-    assert.deepEqual(await fingerprint(su), once, 'a second application changed something');
+    assert.deepEqual(await schemaFingerprint(su), once, 'a second application changed something');
     const tasks = tasksIn('postgres', name);
     assert.equal((await waitFor(tasks, await tasks.submit('select 1'))).state, 'done');
   });
@@ -168,8 +153,8 @@ describe('upgrading a version-1 database', () => {
       migrations.map((m) => ({ version: m.version, name: m.name })));
     const single = await versionOneDatabase();
     await installSchema(single.su);
-    assert.deepEqual((await fingerprint(a)).filter((l) => !l.startsWith('version') && !l.startsWith('server')),
-      (await fingerprint(single.su)).filter((l) => !l.startsWith('version') && !l.startsWith('server')), 'not what one installer makes');
+    assert.deepEqual((await schemaFingerprint(a)).filter((l) => !l.startsWith('version') && !l.startsWith('server')),
+      (await schemaFingerprint(single.su)).filter((l) => !l.startsWith('version') && !l.startsWith('server')), 'not what one installer makes');
     const tasks = tasksIn('postgres', name);
     assert.equal((await waitFor(tasks, await tasks.submit('select 1'))).state, 'done');
   });
@@ -202,7 +187,7 @@ describe('upgrading a version-1 database', () => {
     const { su } = await versionOneDatabase();
     await installSchema(su);
     await su.query(`insert into bgtask.schema_version (version, name) values (99, 'from_the_future')`);
-    const before = await fingerprint(su);
+    const before = await schemaFingerprint(su);
     const status = await schemaStatus(su);
     assert.deepEqual([status.state, status.installedVersion, status.latestVersion], ['newer', 99, latestVersion]);
     const err = await installSchema(su).then(() => assert.fail('installed over a newer schema'), (e: unknown) => e);
@@ -210,13 +195,13 @@ describe('upgrading a version-1 database', () => {
     assert.equal(err.reason, 'schemaTooNew');
     assert.match(err.message, /version 99, newer than this extension knows/);
     assert.match(err.hint ?? '', /Update the PG Background Tasks extension/);
-    assert.deepEqual(await fingerprint(su), before);
+    assert.deepEqual(await schemaFingerprint(su), before);
     // Each file guards itself too, for psql users: it refuses and rolls back.
     for (const m of migrations) {
       await assert.rejects(su.query(m.sql), /already at version 99/);
       await su.query('rollback');
     }
-    assert.deepEqual(await fingerprint(su), before);
+    assert.deepEqual(await schemaFingerprint(su), before);
   });
 
   test('a role on a database older than its client gets schemaTooOld with what to run; tasks still work there', async () => {
