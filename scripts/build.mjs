@@ -1,8 +1,9 @@
-// Bundles the extension host code (dist/extension.js, and the language server once it exists) and the task
-// panel's front end (media/dist/), with esbuild. `--production` minifies and drops source maps.
+// Bundles the extension host code (dist/extension.js and the bundles it loads lazily), the language server
+// (dist/server.js) and the task panel's front end (media/dist/), with esbuild. `--production` minifies and drops
+// source maps.
 import * as esbuild from 'esbuild';
 import { copyFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
-import { join, dirname } from 'node:path';
+import { join, dirname, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -12,22 +13,48 @@ const common = { bundle: true, minify: production, sourcemap: !production, logLe
 // Start clean: a stale development source map must not end up in a production package.
 for (const dir of ['dist', 'media/dist']) rmSync(join(root, dir), { recursive: true, force: true });
 
-const nodeEntries = [['src/extension/extension.ts', 'dist/extension.js'], ['src/server/server.ts', 'dist/server.js']]
-  .filter(([src]) => existsSync(join(root, src)));
+// The extension host's code is several bundles, because esbuild cannot split CommonJS output: dist/extension.js
+// is what VS Code loads and activates, and src/extension/lazy.ts requires the others (a computed path, so they
+// are never inlined) when they are first needed, so that activation loads none of them.
+const hostEntries = [
+  ['src/extension/extension.ts', 'dist/extension.js'],
+  ['src/extension/lazy/core.ts', 'dist/core.js'], // pg, TaskClient, TaskWatcher: at the first connection
+  ['src/extension/lazy/installer.ts', 'dist/installer.js'], // the migrations: at Install or Upgrade Schema
+  ['src/extension/languageClient.ts', 'dist/languageClient.js'], // vscode-languageclient: after activation
+];
+// Modules more than one of those bundles use whose identity matters (toTaskError's `instanceof TaskError`): each
+// is its own file in dist/, required by the bundles that import it, so there is one TaskError class, not one per bundle.
+const shared = [['src/core/errors.ts', 'dist/errors.js']];
+// What dist/extension.js must not contain: a value import of a lazy bundle's module would inline it again.
+const notInMain = ['node_modules/pg/', 'node_modules/vscode-languageclient/', 'src/core/taskClient.ts', 'src/core/taskWatcher.ts', 'src/core/installer.ts', 'src/extension/languageClient.ts'];
 
-await Promise.all([
-  ...nodeEntries.map(([src, out]) =>
-    esbuild.build({
-      ...common,
-      entryPoints: [src],
-      outfile: out,
-      platform: 'node',
-      target: 'node20',
-      format: 'cjs',
-      // vscode is the host's; pg-native is pg's optional native binding, which we do not use.
-      external: ['vscode', 'pg-native'],
-    }),
-  ),
+const sharedPlugin = {
+  name: 'shared-modules',
+  setup(build) {
+    const byPath = new Map(shared.map(([src, out]) => [join(root, src), out]));
+    build.onResolve({ filter: /^\.\.?\// }, (args) => {
+      const out = byPath.get(resolve(args.resolveDir, args.path) + '.ts');
+      // Every bundle is in dist/, so the shared file's path relative to it is just its name.
+      return out && { path: `./${relative('dist', out)}`, external: true };
+    });
+  },
+};
+
+const nodeOptions = {
+  ...common,
+  platform: 'node',
+  target: 'node20',
+  format: 'cjs',
+  // vscode is the host's; pg-native is pg's optional native binding, which we do not use.
+  external: ['vscode', 'pg-native'],
+};
+const serverEntry = 'src/server/server.ts';
+const hasServer = existsSync(join(root, serverEntry));
+
+const [mainBuild] = await Promise.all([
+  ...hostEntries.map(([src, out]) => esbuild.build({ ...nodeOptions, entryPoints: [src], outfile: out, plugins: [sharedPlugin], metafile: true })),
+  ...shared.map(([src, out]) => esbuild.build({ ...nodeOptions, entryPoints: [src], outfile: out })),
+  ...(hasServer ? [esbuild.build({ ...nodeOptions, entryPoints: [serverEntry], outfile: 'dist/server.js' })] : []),
   esbuild.build({
     ...common,
     entryPoints: ['media/taskPanel.ts'],
@@ -38,13 +65,20 @@ await Promise.all([
   }),
 ]);
 
+const inlined = Object.keys(mainBuild.metafile.inputs).filter((f) => notInMain.some((p) => f.startsWith(p)));
+if (inlined.length) {
+  rmSync(join(root, 'dist/extension.js'));
+  throw new Error(`build: dist/extension.js would load at activation what should load lazily (import it with \`import type\` and load it through src/extension/lazy.ts): ${inlined.join(', ')}`);
+}
+
 mkdirSync(join(root, 'media/dist'), { recursive: true });
 copyFileSync(join(root, 'media/taskPanel.css'), join(root, 'media/dist/taskPanel.css'));
 // The language server's bundle loads the PostgreSQL parser's WASM from its own folder.
-if (nodeEntries.some(([src]) => src.includes('server'))) {
+if (hasServer) {
   copyFileSync(join(root, 'node_modules/libpg-query/wasm/libpg-query.wasm'), join(root, 'dist/libpg-query.wasm'));
 }
 for (const f of ['codicon.css', 'codicon.ttf']) {
   copyFileSync(join(root, 'node_modules/@vscode/codicons/dist', f), join(root, 'media/dist', f));
 }
-console.log(`build: ${nodeEntries.map(([, o]) => o).join(', ')}, media/dist/ (${production ? 'production' : 'development'})`);
+const outputs = [...hostEntries, ...shared].map(([, o]) => o).concat(hasServer ? ['dist/server.js'] : []);
+console.log(`build: ${outputs.join(', ')}, media/dist/ (${production ? 'production' : 'development'})`);

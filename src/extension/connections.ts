@@ -1,11 +1,12 @@
 import * as vscode from 'vscode';
-import { Client, Pool } from 'pg';
+import type { Client, ClientConfig, Pool } from 'pg';
 import { resolveConnection, type ResolvedConnection } from '../core/connectionSettings';
 import { toTaskError, type TaskError } from '../core/errors';
-import { schemaStatus, type SchemaStatus } from '../core/installer';
-import { TaskClient } from '../core/taskClient';
-import { TaskWatcher, type TaskEvent } from '../core/taskWatcher';
+import type { SchemaStatus } from '../core/installer';
+import type { TaskClient } from '../core/taskClient';
+import type { TaskWatcher, TaskEvent } from '../core/taskWatcher';
 import { config, type SavedConnection } from './config';
+import { core } from './lazy';
 import type { Log } from './log';
 import { isUnreachable } from './problems';
 
@@ -20,7 +21,9 @@ const RECHECK_MAX_MS = 5 * 60_000;
 
 /**
  * One saved server: a small pg pool, the TaskClient over it, and a TaskWatcher (LISTEN bgtask) that feeds
- * onDidChangeTasks. The password is read from SecretStorage only when the server asks for it.
+ * onDidChangeTasks. The password is read from SecretStorage only when the server asks for it. The settings are
+ * resolved (and refused when invalid) at once; the pool and the TaskClient are made on first use, which loads
+ * pg (dist/core.js, see lazy.ts) after activation rather than during it.
  */
 export class Connection implements vscode.Disposable {
   state: ConnectionState = 'checking';
@@ -28,8 +31,10 @@ export class Connection implements vscode.Disposable {
   problem: TaskError | undefined;
   schema: SchemaStatus | undefined;
   readonly resolved: ResolvedConnection;
-  readonly tasks: TaskClient;
-  private readonly pool: Pool;
+  private readonly pgConfig: ClientConfig;
+  private poolInstance: Pool | undefined;
+  private tasksInstance: TaskClient | undefined;
+  private disposed = false;
   private watcher: TaskWatcher | undefined;
   private readonly taskEvents = new vscode.EventEmitter<TaskEvent>();
   readonly onDidChangeTasks = this.taskEvents.event;
@@ -40,10 +45,23 @@ export class Connection implements vscode.Disposable {
     private readonly log: Log,
   ) {
     this.resolved = resolveConnection(saved, process.env, { password: () => this.password() });
-    this.pool = new Pool({ ...this.resolved.toPgConfig(), max: 4, idleTimeoutMillis: 30_000 });
-    // A pooled client's error (server restart, network drop) must not crash the extension host.
-    this.pool.on('error', (e) => this.log.warn(`${this.name}: pooled connection lost: ${e.message}`));
-    this.tasks = new TaskClient(this.pool, log);
+    this.pgConfig = this.resolved.toPgConfig();
+  }
+
+  private get pool(): Pool {
+    if (!this.poolInstance) {
+      const pool = new (core().Pool)({ ...this.pgConfig, max: 4, idleTimeoutMillis: 30_000 });
+      // A pooled client's error (server restart, network drop) must not crash the extension host.
+      pool.on('error', (e) => this.log.warn(`${this.name}: pooled connection lost: ${e.message}`));
+      // Used after dispose(): refuse as an ended pool does, and hold nothing open.
+      if (this.disposed) pool.end().catch(() => undefined);
+      this.poolInstance = pool;
+    }
+    return this.poolInstance;
+  }
+
+  get tasks(): TaskClient {
+    return (this.tasksInstance ??= new (core().TaskClient)(this.pool, this.log));
   }
 
   get name(): string {
@@ -61,7 +79,7 @@ export class Connection implements vscode.Disposable {
     try {
       const client = await this.pool.connect();
       try {
-        this.schema = await schemaStatus(client);
+        this.schema = await core().schemaStatus(client);
       } finally {
         client.release();
       }
@@ -83,7 +101,7 @@ export class Connection implements vscode.Disposable {
 
   /** A fresh client outside the pool (the watcher's LISTEN connection, installs). The caller ends it. */
   async newClient(): Promise<Client> {
-    const client = new Client(this.resolved.toPgConfig());
+    const client: Client = new (core().Client)(this.resolved.toPgConfig());
     try {
       await client.connect();
     } catch (e) {
@@ -96,7 +114,7 @@ export class Connection implements vscode.Disposable {
 
   private startWatching(): void {
     if (this.watcher) return;
-    this.watcher = new TaskWatcher(() => this.newClient(), (e) => this.taskEvents.fire(e), { log: this.log });
+    this.watcher = new (core().TaskWatcher)(() => this.newClient(), (e) => this.taskEvents.fire(e), { log: this.log });
     this.watcher.start();
   }
 
@@ -109,9 +127,10 @@ export class Connection implements vscode.Disposable {
   }
 
   dispose(): void {
+    this.disposed = true;
     this.watcher?.dispose();
     this.taskEvents.dispose();
-    this.pool.end().catch((e: unknown) => this.log.trace(`${this.name}: pool end: ${String(e)}`));
+    this.poolInstance?.end().catch((e: unknown) => this.log.trace(`${this.name}: pool end: ${String(e)}`));
   }
 }
 
@@ -138,7 +157,8 @@ export class ConnectionManager implements vscode.Disposable {
         if (e.affectsConfiguration('pgTasks.connections')) this.reload();
       }),
     );
-    this.reload();
+    // Built during activate(): the first checks (which load pg and connect) start once it has returned.
+    this.reload({ deferChecks: true });
   }
 
   list(): Connection[] {
@@ -185,7 +205,7 @@ export class ConnectionManager implements vscode.Disposable {
     this.reload();
   }
 
-  private reload(): void {
+  private reload(opts: { deferChecks?: boolean } = {}): void {
     const wanted = new Map(config.connections().map((c) => [c.name, c]));
     for (const [name, conn] of this.byName) {
       if (JSON.stringify(wanted.get(name)) !== JSON.stringify(conn.saved)) {
@@ -213,7 +233,12 @@ export class ConnectionManager implements vscode.Disposable {
         if (event.kind === 'resync' && event.why === 'connected' && conn.state === 'error') void this.recheck(conn);
         this.taskEvents.fire({ connection: conn, event });
       });
-      void this.recheck(conn);
+      if (!opts.deferChecks) void this.recheck(conn);
+      else {
+        setImmediate(() => {
+          if (!this.disposed && this.get(conn.name) === conn) void this.recheck(conn);
+        });
+      }
     }
     void vscode.commands.executeCommand('setContext', 'pgTasks.hasConnection', this.byName.size > 0);
     this.changed.fire(undefined);

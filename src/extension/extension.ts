@@ -9,18 +9,21 @@ import { registerStatusBar } from './statusBar';
 import { registerNotifications } from './notify';
 import { FileConnections } from './fileConnection';
 import { ErrorLocations } from './errorLocation';
-import { startLanguageClient } from './languageClient';
+import { languageClient } from './lazy';
 import type { LanguageClient } from 'vscode-languageclient/node';
 
 /**
  * Wiring only: build the Ctx, register each feature area, and say so when activation fails (VS Code itself
- * would stay silent: rust-analyzer's main.ts does the same).
+ * would stay silent: rust-analyzer's main.ts does the same). Everything slow happens after activate() has
+ * returned: the connection checks (pg is loaded then, see lazy.ts) and the language client.
  */
 // deactivate() must await the server's stop, and VS Code gives it no context: the one module-level handle.
 let client: LanguageClient | undefined;
+let deactivated = false;
 
 export async function activate(extCtx: vscode.ExtensionContext): Promise<void> {
   let ctx: Ctx | undefined;
+  deactivated = false;
   try {
     ctx = new Ctx(extCtx);
     const c = ctx;
@@ -65,10 +68,25 @@ export async function activate(extCtx: vscode.ExtensionContext): Promise<void> {
     }
     c.log.info(`activated (${c.connections.list().length} connection(s))`);
     // Not awaited: the commands work without it (the in-process splitter stands in until it is up), and
-    // waiting for the server here made activation take about a second (npm run bench). A server that fails
-    // to start costs syntax errors and lenses, not the product; startLanguageClient reports that itself.
-    void startLanguageClient(c).then((started) => {
-      client = started;
+    // waiting for the server here made activation take about a second (npm run bench). Not even started
+    // here: loading vscode-languageclient (dist/languageClient.js, ~35 ms in Node, 35–150 ms in the extension
+    // host while a window loads) waits until activate() has returned. A server that fails to start costs
+    // syntax errors and lenses, not the product; startLanguageClient reports that itself.
+    setImmediate(() => {
+      if (deactivated) return;
+      Promise.resolve()
+        .then(() => languageClient().startLanguageClient(c))
+        .then((started) => {
+          client = started;
+        })
+        .catch((e: unknown) => {
+          // A bundle that cannot load, or a client that throws while it is built (startLanguageClient reports
+          // a server that does not start itself).
+          c.log.error(e instanceof Error ? e : String(e));
+          void vscode.window.showErrorMessage('PG Tasks: the SQL language server failed to start, so syntax errors and Run lenses are off.', 'Show Log').then((a) => {
+            if (a) c.log.show();
+          });
+        });
     });
   } catch (e) {
     ctx?.log.error(e instanceof Error ? e : String(e));
@@ -81,6 +99,7 @@ export async function activate(extCtx: vscode.ExtensionContext): Promise<void> {
 
 /** Stops the language server and waits for it; everything else hangs off extCtx.subscriptions. */
 export async function deactivate(): Promise<void> {
+  deactivated = true;
   const c = client;
   client = undefined;
   await c?.stop();

@@ -1,13 +1,12 @@
 import * as vscode from 'vscode';
-import { Client } from 'pg';
 import { parseConnectionUri, resolveConnection, type ParsedConnectionString, type SslMode } from '../../core/connectionSettings';
 import { toTaskError } from '../../core/errors';
-import { installSchema } from '../../core/installer';
 import { latestVersion } from '../../core/generated/sql';
 import type { SavedConnection } from '../config';
 import type { Connection } from '../connections';
 import type { Ctx } from '../ctx';
 import { connectionAdvice } from '../format';
+import { core, installer } from '../lazy';
 import { pickConnection } from '../pick';
 import { describeError, showProblem } from '../problems';
 
@@ -135,7 +134,7 @@ async function whatNext(ctx: Ctx, connection: Connection, state: Connection['sta
 /** Connects once with these settings; undefined when it worked, else why not. */
 async function testConnection(spec: Spec, password: string, label: string) {
   return vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `PG Tasks: connecting to ${label}…` }, async () => {
-    const client = new Client(resolveConnection(spec, process.env, { password: async () => password || undefined }).toPgConfig());
+    const client = new (core().Client)(resolveConnection(spec, process.env, { password: async () => password || undefined }).toPgConfig());
     try {
       await client.connect();
       return undefined;
@@ -213,7 +212,7 @@ export function installSchemaCommand(ctx: Ctx) {
       const result = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `PG Tasks: installing the schema in ${connection.name}` }, async () => {
         const client = await connection.newClient();
         try {
-          return await installSchema(client, ctx.log);
+          return await installer().installSchema(client, ctx.log);
         } finally {
           await client.end();
         }

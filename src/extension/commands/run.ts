@@ -2,11 +2,11 @@ import * as vscode from 'vscode';
 import type { LanguageClient } from 'vscode-languageclient/node';
 import { classify, splitSql, statementAt, statementsInRange } from '../../core/sqlSplit';
 import { config } from '../config';
-import { statements as serverStatements } from '../languageClient';
 import type { Ctx } from '../ctx';
 import type { ErrorLocations } from '../errorLocation';
 import type { FileConnections } from '../fileConnection';
 import { sqlPreview } from '../format';
+import { languageClient as languageClientModule } from '../lazy';
 import { ensureReady, showProblem } from '../problems';
 
 type Scope = 'selection' | 'statement' | 'file';
@@ -28,7 +28,8 @@ export interface RunStatement {
 export async function statementsFor(doc: vscode.TextDocument, sel: vscode.Selection, scope: Scope, client: LanguageClient | undefined): Promise<RunStatement[]> {
   if (client?.isRunning()) {
     const where = scope === 'file' ? 'file' : scope === 'selection' ? new vscode.Range(sel.start, sel.end) : sel.active;
-    return (await serverStatements(client, doc, where)).map((st) => ({ ...st, kind: st.kind }));
+    // The client runs, so its module (dist/languageClient.js) is loaded already.
+    return (await languageClientModule().statements(client, doc, where)).map((st) => ({ ...st, kind: st.kind }));
   }
   const toRange = (start: number, end: number) => new vscode.Range(doc.positionAt(start), doc.positionAt(end));
   const all = splitSql(doc.getText());
