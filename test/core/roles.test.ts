@@ -172,6 +172,11 @@ describe('rights: a task has exactly the rights of the role that submitted it', 
       assert.deepEqual((await alice.query(`select cu, su from ${table}`)).rows, [{ cu: 'app_owner', su: 'alice' }]);
       const [{ owner }] = await db.sql(`select pg_get_userbyid(relowner)::text as owner from pg_class where oid = $1::regclass`, [table]);
       assert.equal(owner, 'app_owner');
+      // The backends are recorded with their backend_start, which app_owner cannot see (it is not a member of
+      // alice): they were NULL before 000003, and such a task could not be told from a backend that reused the pid.
+      const [rec] = await db.sql(`select supervisor_pid, supervisor_start, worker_pid, worker_start from bgtask.tbl_task where id = $1`, [id]);
+      assert.ok(rec.supervisor_pid && rec.supervisor_start instanceof Date, `supervisor recorded: ${JSON.stringify(rec)}`);
+      assert.ok(rec.worker_pid && rec.worker_start instanceof Date, `worker recorded: ${JSON.stringify(rec)}`);
 
       await alice.query('reset role');
       const mine = (await alice.query('select id from bgtask.list_tasks()')).rows.map((r) => Number(r.id));

@@ -1,0 +1,576 @@
+-- bgtask 000003: a task starts sooner, and a burst of submits no longer queues behind one lock.
+--
+-- Apply as a superuser (or the managed service's admin role) with plain psql, after 000002:
+--   psql -v ON_ERROR_STOP=1 -d yourdb -f sql/000003_fast_start.sql
+-- Applying it twice is harmless, and it refuses to run over a newer schema. Nothing in the tables changes;
+-- tasks that are running while it is applied finish under the functions they started with.
+--
+-- What `npm run bench` measured on version 2, and what this file changes (README, "Performance"):
+--   - From submit to the worker executing the SQL took 5.2× the recipe's time. The supervisor claimed its slot
+--     and committed, then logged the worker in, asked it for its settings and then for its pid in two round trips,
+--     committed, and committed once more when the first step started. Now the settings and the pid are one query
+--     and the worker's pid is committed with the first step's start.
+--   - 50 submits from 10 sessions took 6.7× the recipe's time: every submit of a role held the role's lock
+--     across a dblink login (the supervisor's), so the logins ran one at a time. Now a submit decides under the
+--     lock, takes a reservation that the others count (an advisory lock until it commits, seen in pg_locks), and
+--     logs in outside it; the commit-time check skips tasks launched at submit.
+--   - A connection is opened first and the reasons it could fail are looked up only when it has failed; the
+--     free-slot count reads the server's backend list once instead of once per running task.
+-- A task that had just ended could be shown as lost for a moment (_backend_alive, below).
+-- It also fixes the recorded backend_start of tasks run as another role (SET ROLE to a NOLOGIN owner): the
+-- owner may not see its login role's backends, so supervisor_start and worker_start were stored as NULL, and
+-- such a task could not be told from an unrelated backend that later got the same pid.
+
+BEGIN;
+-- One installer at a time; the same key as 000001 and the TypeScript installer.
+DO $$ BEGIN PERFORM pg_catalog.pg_advisory_xact_lock(1650947169, 0); END $$;
+SET LOCAL search_path = pg_catalog, pg_temp;
+SET LOCAL client_min_messages = warning;
+
+DO $$
+DECLARE v integer;
+BEGIN
+  IF pg_catalog.to_regclass('bgtask.schema_version') IS NULL THEN
+    RAISE EXCEPTION 'the bgtask schema is not installed in database %', pg_catalog.current_database()
+      USING HINT = 'Apply the files in sql/ in order: 000001_init.sql first, then the others.';
+  END IF;
+  v := (SELECT max(version) FROM bgtask.schema_version);
+  IF v > 3 THEN
+    RAISE EXCEPTION 'the bgtask schema is already at version %, newer than 000003_fast_start.sql', v
+      USING HINT = 'Apply only the files in sql/ numbered above the installed version.';
+  END IF;
+  IF v IS NULL OR v < 2 THEN
+    RAISE EXCEPTION 'the bgtask schema in database % is at version %, and this file needs version 2', pg_catalog.current_database(), coalesce(v, 0)
+      USING HINT = 'Apply the files in sql/ in order: 000002_scram_passthrough.sql first, then this one.';
+  END IF;
+END
+$$;
+INSERT INTO bgtask.schema_version (version, name) VALUES (3, '000003_fast_start') ON CONFLICT (version) DO NOTHING;
+-- Re-applying the newest file repairs a database whose dblink or loopback server was dropped (see 000002).
+DO $$ BEGIN PERFORM bgtask.repair(); END $$;
+
+-- Why a loopback connection could not be opened, as an error that says what to run. Called by _connect only
+-- after the connection failed (it used to look all of this up before every connection, in both the submitter
+-- and the supervisor). The checks run in the order that finds the cause: dblink, the server, the role's user
+-- mapping, then what libpq said. Always raises.
+CREATE OR REPLACE FUNCTION bgtask._connect_failed(p_state text, p_message text, p_detail text, p_hint text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_options text[];
+  v_has_password boolean;
+  v_passthrough boolean;
+  v_detail text := coalesce(p_detail, '');
+BEGIN
+  IF NOT EXISTS (SELECT FROM pg_extension WHERE extname = 'dblink') THEN
+    RAISE EXCEPTION 'the dblink extension is not installed in database %', current_database()
+      USING ERRCODE = 'undefined_function',
+            HINT = 'A superuser (or the service''s admin role) should run: select bgtask.repair(); — it runs CREATE EXTENSION dblink and re-creates the loopback server.';
+  END IF;
+  IF NOT EXISTS (SELECT FROM pg_foreign_server WHERE srvname = 'bgtask_loopback') THEN
+    RAISE EXCEPTION 'the foreign server bgtask_loopback is missing'
+      USING ERRCODE = 'undefined_object',
+            HINT = 'A superuser (or the service''s admin role) should run: select bgtask.repair();';
+  END IF;
+  -- The role's own mapping wins over a PUBLIC one, as in dblink. Its options are visible to the role itself.
+  SELECT m.umoptions INTO v_options
+  FROM pg_user_mappings m
+  WHERE m.srvname = 'bgtask_loopback' AND m.usename IN (session_user, 'public')
+  ORDER BY m.usename = 'public'
+  LIMIT 1;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'role % has no password stored for background tasks in database %', session_user, current_database()
+      USING ERRCODE = 'invalid_authorization_specification',
+            HINT = format('Connected as %s, run: select bgtask.set_password(''…'') — or use "Set Password" in VS Code. '
+                          'In psql, keep the password out of your history: \prompt ''Password: '' pw  then  select bgtask.set_password(:''pw'');', session_user)
+                   || CASE WHEN current_setting('server_version_num')::int >= 180000
+                           THEN ' Or, from a session that logged in with a password (scram-sha-256), store none at all: select bgtask.use_scram_passthrough();'
+                           ELSE '' END;
+  END IF;
+  v_has_password := bgtask._option(v_options, 'password') IS NOT NULL;
+  v_passthrough := bgtask._passthrough(v_options);
+  IF v_passthrough AND NOT v_has_password AND v_detail NOT ILIKE '%not request a password%'
+     AND (p_message ILIKE '%password or GSSAPI delegated credentials required%' OR v_detail ILIKE '%no password supplied%') THEN
+    RAISE EXCEPTION 'role % has no password stored for background tasks, and this session did not authenticate with SCRAM, which SCRAM pass-through needs', session_user
+      USING ERRCODE = 'invalid_authorization_specification',
+            DETAIL = format('The user mapping of role %s on bgtask_loopback passes on the keys of a scram-sha-256 login (use_scram_passthrough) instead of a password; this session logged in with %s.',
+                            session_user, coalesce(bgtask._login_method(), 'another method')),
+            HINT = 'Log in with a password (scram-sha-256; not peer, trust, cert, GSS or through a pooler) and submit from there, or store a password: select bgtask.set_password(''…'');';
+  ELSIF v_detail ILIKE '%password authentication failed%' THEN
+    IF v_passthrough AND (NOT v_has_password OR bgtask._login_method() = 'scram-sha-256') THEN
+      RAISE EXCEPTION 'the server refused the SCRAM pass-through login of role %: its password changed after this session logged in', session_user
+        USING ERRCODE = 'invalid_password', DETAIL = v_detail,
+              HINT = 'Connect again with the current password and submit from the new session; the keys passed on are those of this session''s login.';
+    END IF;
+    RAISE EXCEPTION 'the password stored for role % was refused by the server', session_user
+      USING ERRCODE = 'invalid_password', DETAIL = v_detail,
+            HINT = 'The role''s password changed since it was stored: run select bgtask.set_password(''…'') again.';
+  ELSIF p_message ILIKE '%password is required%' OR v_detail ILIKE '%password is required%'
+        OR p_message ILIKE '%password%not%request%' OR v_detail ILIKE '%not request a password%' THEN
+    RAISE EXCEPTION 'the server let the loopback connection in without asking for a password, which dblink refuses for ordinary roles'
+      USING ERRCODE = 'insufficient_privilege', DETAIL = coalesce(p_detail, p_message),
+            HINT = 'Make pg_hba.conf require scram-sha-256 (or md5) for host 127.0.0.1 and this database, then reload.';
+  END IF;
+  IF p_state IN ('08001', '28000', '28P01', '42501', 'HV000', '42710', '2F003') THEN
+    RAISE EXCEPTION 'could not open the loopback connection for background tasks: %', p_message
+      USING ERRCODE = 'sqlclient_unable_to_establish_sqlconnection', DETAIL = v_detail,
+            HINT = 'Check that the server accepts connections on 127.0.0.1 (listen_addresses), port and database of server bgtask_loopback (select bgtask.repair_loopback() re-points it).';
+  END IF;
+  -- Anything else (out of memory, too many connections reported by this server…) as it was.
+  RAISE EXCEPTION USING ERRCODE = p_state, MESSAGE = p_message, DETAIL = v_detail, HINT = coalesce(p_hint, '');
+END
+$$;
+
+-- Opens a loopback dblink connection named p_link with the session user's user mapping, whatever role is
+-- current (DESIGN.md §3, identity), and puts the caller's role back before returning (see 000001). The same as
+-- 000002's, but it connects first and looks up why only when that failed (_connect_failed).
+CREATE OR REPLACE FUNCTION bgtask._connect(p_link text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_role text := current_setting('role');
+  e_state text; e_msg text; e_detail text; e_hint text;
+BEGIN
+  IF current_user <> session_user THEN
+    PERFORM set_config('role', 'none', true);
+  END IF;
+  BEGIN
+    PERFORM bgtask._dblink_connect(p_link, 'bgtask_loopback');
+  EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_msg = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL,
+                            e_hint = PG_EXCEPTION_HINT;
+    PERFORM bgtask._connect_failed(e_state, e_msg, e_detail, e_hint);
+  END;
+  IF v_role <> 'none' AND current_setting('role') IS DISTINCT FROM v_role THEN
+    PERFORM set_config('role', v_role, true);
+  END IF;
+END
+$$;
+
+-- The advisory lock that reserves a slot for a task from a submit's decision to the end of its transaction
+-- (_submit); _free_slots counts it until the task's supervisor is named. Two keys: the first names the owner, so that _free_slots finds a role's reservations in pg_locks
+-- (classid, with objsubid = 2), the second is the task (objid).
+CREATE OR REPLACE FUNCTION bgtask._reservation_class(p_owner name) RETURNS integer
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$ SELECT hashtext('bgtask slot ' || p_owner) $$;
+
+-- How many more tasks of a role may start now (see 000001): its limit, less its running tasks (unless provably
+-- lost), its queued tasks whose supervisor is on its way (`pending`), supervisors launched by submits that have
+-- not committed yet, and reservations of submits that are logging their supervisor in (_submit). The server's
+-- backend list is read once (it used to be read three times, and once more per running task). Only backends of
+-- this session user count as ours, so another role cannot hold up the queue by naming its sessions like ours
+-- or by taking the same advisory locks.
+CREATE OR REPLACE FUNCTION bgtask._free_slots(p_owner name, OUT free integer, OUT pending bigint[])
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_db oid := (SELECT oid FROM pg_database WHERE datname = current_database());
+  v_me oid := to_regrole(session_user::text)::oid;
+  v_launching integer;
+  v_reserved integer;
+  v_running integer;
+BEGIN
+  -- pg_stat_activity is read once per transaction and then cached: the commit-time check would otherwise see
+  -- the backends as they were before this very transaction launched one.
+  PERFORM pg_stat_clear_snapshot();
+  WITH b AS MATERIALIZED (
+    SELECT a.pid, a.backend_start, a.usesysid = v_me AND a.datid = v_db AS mine,
+           CASE WHEN a.application_name ~ '^bgtask supervisor \d+$' THEN substring(a.application_name from '\d+$')::bigint END AS task,
+           coalesce(a.query ~ '^(select pg_catalog\.json_build_object\(|CALL bgtask\.supervise\()'
+                    AND right(a.query, length(quote_literal(p_owner)) + 1) = quote_literal(p_owner) || ')', false) AS launching
+    FROM pg_stat_get_activity(NULL) AS a
+    WHERE a.pid IS NOT NULL)
+  SELECT
+    -- Queued tasks whose supervisor is on its way.
+    (SELECT coalesce(array_agg(t.id), '{}') FROM bgtask.tbl_task t
+     WHERE t.owner = p_owner AND t.state = 'queued' AND EXISTS (SELECT FROM b WHERE b.mine AND b.task = t.id)),
+    -- Supervisors launched by submits of this owner that have not committed yet: their rows are invisible here,
+    -- their backends are not (named by the query _launch sends them, which ends with the owner, then the CALL).
+    (SELECT count(*) FROM b WHERE b.mine AND b.launching AND NOT EXISTS (SELECT FROM bgtask.tbl_task t WHERE t.id = b.task)),
+    -- Submits that decided to launch and are logging their supervisor in (not named yet).
+    (SELECT count(*) FROM pg_locks l
+     WHERE l.locktype = 'advisory' AND l.database = v_db AND l.objsubid = 2 AND l.granted
+       AND l.classid = bgtask._reservation_class(p_owner)::oid
+       AND EXISTS (SELECT FROM b WHERE b.pid = l.pid AND b.mine)
+       AND NOT EXISTS (SELECT FROM b WHERE b.mine AND bgtask._task_key(b.task) = l.objid::bigint)),
+    -- Running, unless provably lost: the recorded backend is gone or another one has its pid (_backend_alive).
+    (SELECT count(*) FROM bgtask.tbl_task t JOIN b ON b.pid = t.supervisor_pid
+     WHERE t.owner = p_owner AND t.state = 'running' AND (b.backend_start = t.supervisor_start) IS NOT false)
+  INTO pending, v_launching, v_reserved, v_running;
+  free := bgtask._max_running(p_owner) - cardinality(pending) - v_launching - v_reserved - v_running;
+END
+$$;
+
+-- As 000001, apart from how it launches (the end).
+CREATE OR REPLACE FUNCTION bgtask._submit(p_steps text[], p_info text, p_options jsonb, p_sql text, p_settings jsonb)
+RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_id bigint;
+  v_token text := gen_random_uuid()::text;
+  v_options jsonb := coalesce(p_options, '{}');
+  v_flags jsonb;
+  v_owner name := current_user;
+  v_key integer;
+  v_launch boolean;
+  i integer;
+BEGIN
+  IF p_steps IS NULL OR cardinality(p_steps) = 0 THEN
+    RAISE EXCEPTION 'no SQL to run: the task is empty'
+      USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass the SQL text, or an array of statements.';
+  END IF;
+  FOR i IN 1 .. cardinality(p_steps) LOOP
+    IF p_steps[i] IS NULL OR bgtask._is_blank(p_steps[i]) THEN
+      RAISE EXCEPTION '%', CASE WHEN cardinality(p_steps) = 1 THEN 'no SQL to run: the text is empty or only comments'
+                                ELSE format('no SQL to run in step %s: it is empty or only comments', i) END
+        USING ERRCODE = 'invalid_parameter_value', HINT = 'Select the statements to run and submit again.';
+    END IF;
+  END LOOP;
+  IF jsonb_typeof(v_options) <> 'object' THEN
+    RAISE EXCEPTION 'options must be a JSON object, not %', jsonb_typeof(v_options)
+      USING ERRCODE = 'invalid_parameter_value', HINT = 'For example: ''{"stop_on_error": false, "max_rows": 1000}''';
+  END IF;
+  v_flags := v_options -> 'returns_rows';
+  IF v_flags IS NOT NULL AND (jsonb_typeof(v_flags) <> 'array' OR jsonb_array_length(v_flags) <> cardinality(p_steps)) THEN
+    RAISE EXCEPTION 'options.returns_rows must be an array with one true/false/null per step'
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF pg_is_in_recovery() THEN
+    RAISE EXCEPTION 'cannot submit a background task on a standby server'
+      USING ERRCODE = 'read_only_sql_transaction', HINT = 'Connect to the primary server and submit there.';
+  END IF;
+  IF current_setting('transaction_read_only')::boolean THEN
+    RAISE EXCEPTION 'cannot submit a background task in a read-only transaction'
+      USING ERRCODE = 'read_only_sql_transaction',
+            HINT = 'Submit outside the read-only transaction (SET TRANSACTION READ WRITE, or check default_transaction_read_only).';
+  END IF;
+
+  INSERT INTO bgtask.tbl_task (owner, login_role, info, sql, client_info, settings, options, step_count, token)
+  VALUES (current_user, session_user, p_info, p_sql,
+          jsonb_build_object('usename', session_user, 'current_user', current_user, 'datname', current_database(),
+                             'search_path', p_settings ->> 'search_path',
+                             'application_name', current_setting('application_name'),
+                             'client_addr', inet_client_addr(), 'client_port', inet_client_port(),
+                             'backend_pid', pg_backend_pid()),
+          coalesce(p_settings, '{}'), v_options, cardinality(p_steps), v_token)
+  RETURNING id INTO v_id;
+  INSERT INTO bgtask.tbl_task_step (task_id, n, owner, sql, returns_rows)
+  SELECT v_id, s.n, current_user, s.step, (v_flags ->> (s.n::int - 1))::boolean
+  FROM unnest(p_steps) WITH ORDINALITY AS s(step, n);
+
+  -- The supervisor takes this lock first, so it runs only after this transaction commits and never after a
+  -- rollback (the link cannot see the uncommitted row; DESIGN.md §2).
+  PERFORM pg_advisory_xact_lock(1650947169, bgtask._task_key(v_id));
+  -- Launch now only if the role has a free slot (see 000001: a task that waits is started by the supervisor of
+  -- the role that ends next, or by the commit-time check). When it launches now, the connection is tried here,
+  -- so a missing password or a cloned database fails this call with what to run.
+  -- The decision is taken under the role's lock, as _claim, _start_queued and _launch_at_commit take theirs, but
+  -- the login is not: holding the lock across it made every submit of the role wait for the others' logins (50
+  -- submits from 10 sessions took 6.7× as long as 50 bare dblink logins). Until _launch has named its
+  -- supervisor, the slot is held by a reservation: an advisory lock until this transaction ends, which
+  -- _free_slots counts (pg_locks) unless that supervisor is there.
+  v_key := hashtext(current_user);
+  PERFORM pg_advisory_lock(1650947170, v_key);
+  BEGIN
+    v_launch := (bgtask._free_slots(v_owner)).free > 0;
+    IF v_launch THEN
+      PERFORM pg_advisory_xact_lock(bgtask._reservation_class(v_owner), bgtask._task_key(v_id));
+    END IF;
+  EXCEPTION WHEN query_canceled OR OTHERS THEN
+    PERFORM pg_advisory_unlock(1650947170, v_key);
+    RAISE;
+  END;
+  PERFORM pg_advisory_unlock(1650947170, v_key);
+  IF v_launch THEN
+    PERFORM bgtask._launch(v_id, v_token, v_owner);
+    -- For the commit-time check, which has nothing left to do for this task.
+    PERFORM set_config('bgtask.launched', concat_ws(',', nullif(current_setting('bgtask.launched', true), ''), v_id), true);
+  END IF;
+  RETURN v_id;
+END
+$$;
+
+-- The commit-time half of a submit that found no free slot (see 000001). It now returns at once for a task
+-- launched at submit: it used to take the role's lock and count again for every task, which serialised the
+-- commits of a burst of submits.
+CREATE OR REPLACE FUNCTION bgtask._launch_at_commit() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  t bgtask.tbl_task;
+  v_slots record;
+BEGIN
+  IF NEW.id::text = ANY (string_to_array(current_setting('bgtask.launched', true), ',')) THEN
+    RETURN NULL;
+  END IF;
+  SELECT * INTO t FROM bgtask.tbl_task WHERE id = NEW.id;
+  IF NOT FOUND OR t.state <> 'queued' OR t.cancel_requested THEN
+    RETURN NULL;
+  END IF;
+  PERFORM pg_advisory_xact_lock(1650947170, hashtext(t.owner));
+  v_slots := bgtask._free_slots(t.owner);
+  IF t.id = ANY (v_slots.pending) OR v_slots.free <= 0 THEN
+    RETURN NULL;   -- launched at submit, or a slot will free up and its supervisor starts this task
+  END IF;
+  BEGIN
+    PERFORM bgtask._launch(t.id, t.token, t.owner);
+  EXCEPTION WHEN query_canceled OR OTHERS THEN
+    RAISE WARNING 'bgtask: task % stays queued: %', t.id, SQLERRM
+      USING HINT = 'It starts when another task of its role ends, or at select bgtask.reap().';
+  END;
+  RETURN NULL;
+END
+$$;
+
+-- Takes the slot for a task if its role has one free (see 000001). p_start is the supervisor's backend_start,
+-- read by supervise before it switched to the owner role, which may not see it: it used to be read here, as
+-- the owner, and was NULL for tasks of a NOLOGIN owner. The backend list is read once, not once per task.
+CREATE OR REPLACE FUNCTION bgtask._claim(p_id bigint, p_token text, p_start timestamptz) RETURNS text
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  t bgtask.tbl_task;
+  v_running integer;
+BEGIN
+  PERFORM pg_advisory_xact_lock(1650947170, hashtext(current_user));
+  SELECT * INTO t FROM bgtask.tbl_task WHERE id = p_id AND token = p_token FOR UPDATE;
+  IF NOT FOUND OR t.state <> 'queued' THEN
+    PERFORM set_config('application_name', format('bgtask supervisor %s: not queued, leaving', p_id), false);
+    RETURN 'gone';
+  END IF;
+  IF t.cancel_requested THEN
+    UPDATE bgtask.tbl_task SET state = 'cancelled', end_time = clock_timestamp(), exit_reason = 'cancelled before it started'
+    WHERE id = p_id;
+    PERFORM set_config('application_name', format('bgtask supervisor %s: cancelled, leaving', p_id), false);
+    RETURN 'cancelled';
+  END IF;
+  PERFORM pg_stat_clear_snapshot();
+  SELECT count(*) INTO v_running
+  FROM bgtask.tbl_task x
+  JOIN pg_stat_get_activity(NULL) AS a ON a.pid = x.supervisor_pid
+  WHERE x.owner = t.owner AND x.state = 'running' AND x.id <> p_id
+    AND (a.backend_start = x.supervisor_start) IS NOT false;
+  IF v_running >= bgtask._max_running(t.owner) THEN
+    PERFORM set_config('application_name', format('bgtask supervisor %s: no free slot, leaving', p_id), false);
+    RETURN 'queued';
+  END IF;
+  UPDATE bgtask.tbl_task
+  SET state = 'running', start_time = clock_timestamp(), login_role = session_user,
+      supervisor_pid = pg_backend_pid(), supervisor_start = p_start
+  WHERE id = p_id;
+  RETURN 'run';
+END
+$$;
+
+-- Version 2's signature, for supervisors that were started before this file was applied.
+CREATE OR REPLACE FUNCTION bgtask._claim(p_id bigint, p_token text) RETURNS text
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+  SELECT bgtask._claim(p_id, p_token, (SELECT a.backend_start FROM pg_stat_get_activity(pg_backend_pid()) AS a))
+$$;
+
+-- The query that prepares a fresh worker, and answers with its pid and backend_start as json: one round trip
+-- (there were two). The pid and backend_start are read first — json_build_object evaluates its arguments in
+-- order — because after `role` is set the owner role may not see them. The rest as in 000001: run as the owner,
+-- under a name a DBA can find, silent, with the caller's settings and the task's own timeouts.
+CREATE OR REPLACE FUNCTION bgtask._worker_setup_sql(p_task bgtask.tbl_task) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  -- The worker logs in with the role's own search_path (ALTER ROLE … SET): every name is qualified.
+  SELECT 'SELECT pg_catalog.json_build_object(''pid'', pg_catalog.pg_backend_pid(), ''started'', '
+         || '(SELECT a.backend_start FROM pg_catalog.pg_stat_get_activity(pg_catalog.pg_backend_pid()) AS a), '
+         || '''settings'', (SELECT pg_catalog.count(*) FROM (SELECT '
+         || string_agg(format('pg_catalog.set_config(%L, %L, false)', k, v), ', ' ORDER BY ord) || ') AS s))'
+  FROM (
+    SELECT 1 AS ord, 'role' AS k, p_task.owner::text AS v WHERE p_task.owner <> session_user
+    UNION ALL SELECT 2, 'application_name', format('bgtask worker %s', p_task.id)
+    UNION ALL SELECT 3, 'client_min_messages', 'error'
+    UNION ALL SELECT 4, key, value FROM jsonb_each_text(p_task.settings)
+    UNION ALL SELECT 5, 'statement_timeout', coalesce(p_task.options ->> 'statement_timeout', '0')
+    UNION ALL SELECT 6, 'lock_timeout', coalesce(p_task.options ->> 'lock_timeout', '0')
+  ) AS s
+$$;
+
+-- The supervisor (see 000001), with fewer round trips and commits before the user's SQL starts: the worker's
+-- setup, pid and backend_start are one query (they were two), and the worker's pid is committed with the first
+-- step's start (they were two commits). The claim still commits at once, before the worker logs in: it holds the
+-- role's lock, which every other submit and supervisor of the role waits for, and a task that waits for a slot
+-- must hold no worker (both were measured in the other orders: a burst of 50 submits queued on the lock, and a
+-- hand-over held 9 backends for a limit of 4).
+CREATE OR REPLACE PROCEDURE bgtask.supervise(p_id bigint, p_token text, p_owner name)
+LANGUAGE plpgsql AS $$
+DECLARE
+  t bgtask.tbl_task;
+  v_link text := pg_catalog.format('bgtask_worker_%s', p_id);
+  v_start timestamptz;
+  v_claim text;
+  v_state text := 'done';
+  v_error jsonb;
+  v_reason text;
+  v_res jsonb;
+  v_rows bigint;
+  v_open boolean;
+  v_out jsonb;
+  i integer;
+  v_worker jsonb;
+  e_state text; e_msg text; e_detail text; e_hint text; e_ctx text;
+BEGIN
+  PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', false);
+  PERFORM set_config('client_min_messages', 'error', false);
+  PERFORM set_config('client_connection_check_interval', '0', false);
+  PERFORM set_config('application_name', format('bgtask supervisor %s', p_id), false);
+  -- Before any SET ROLE: a NOLOGIN owner role may not see its login role's backend_start.
+  v_start := (SELECT a.backend_start FROM pg_stat_get_activity(pg_backend_pid()) AS a);
+  IF p_owner <> session_user THEN
+    PERFORM set_config('role', p_owner, false);
+  END IF;
+  -- Wait for the submitting transaction: it holds this lock until it commits or rolls back.
+  PERFORM pg_advisory_lock(1650947169, bgtask._task_key(p_id));
+  PERFORM pg_advisory_unlock(1650947169, bgtask._task_key(p_id));
+  v_claim := bgtask._claim(p_id, p_token, v_start);
+  COMMIT;
+  IF v_claim IN ('gone', 'cancelled') THEN
+    -- Its submit rolled back, or it was cancelled while queued: while this supervisor was on its way, other
+    -- submits of the role counted it as taking a slot and left their tasks queued. Hand the slot on.
+    BEGIN
+      PERFORM bgtask._start_queued(p_owner);
+    EXCEPTION WHEN query_canceled OR OTHERS THEN
+      RAISE WARNING 'bgtask: the supervisor of task % could not start the queued tasks of role %: %', p_id, p_owner, SQLERRM;
+    END;
+    COMMIT;
+  END IF;
+  IF v_claim <> 'run' THEN
+    RETURN;
+  END IF;
+  SELECT * INTO t FROM bgtask.tbl_task WHERE id = p_id;
+
+  BEGIN
+    PERFORM bgtask._connect(v_link);
+    -- Back to the owner (see _connect): the row updates below go through the owner's row-level security.
+    IF p_owner <> session_user AND current_user <> p_owner THEN
+      PERFORM set_config('role', p_owner, false);
+    END IF;
+    v_worker := bgtask._dblink_value(v_link, bgtask._worker_setup_sql(t))::jsonb;
+    UPDATE bgtask.tbl_task SET worker_pid = (v_worker ->> 'pid')::integer, worker_start = (v_worker ->> 'started')::timestamptz
+    WHERE id = p_id;
+  EXCEPTION WHEN query_canceled OR OTHERS THEN
+    GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_msg = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL,
+                            e_hint = PG_EXCEPTION_HINT, e_ctx = PG_EXCEPTION_CONTEXT;
+    v_state := CASE WHEN e_state = '57014' THEN 'cancelled' ELSE 'failed' END;
+    v_error := bgtask._error_json(e_state, e_msg, e_detail, e_hint, e_ctx, NULL, NULL);
+    v_reason := 'could not start the worker connection';
+  END;
+  -- No COMMIT here: the first step commits its start, and with it the worker's pid.
+
+  IF v_state = 'done' THEN
+    FOR i IN 1 .. t.step_count LOOP
+      CALL bgtask._run_step(t, i, v_link, v_res);
+      v_rows := coalesce(v_rows, 0) + coalesce((v_res ->> 'rows')::bigint, 0);
+      CONTINUE WHEN v_res ->> 'state' = 'done';
+      IF v_state = 'done' THEN
+        v_state := v_res ->> 'state';
+        v_error := v_res -> 'error';
+      END IF;
+      IF v_state = 'cancelled' OR coalesce((t.options ->> 'stop_on_error')::boolean, true)
+         OR v_error ->> 'sqlstate' LIKE '08%' OR v_error ->> 'sqlstate' LIKE '57P%' THEN
+        UPDATE bgtask.tbl_task_step SET state = 'skipped' WHERE task_id = p_id AND n > i;
+        EXIT;
+      END IF;
+    END LOOP;
+
+    -- A transaction the steps opened and did not close is rolled back, and the task has failed.
+    BEGIN
+      v_open := bgtask._dblink_value(v_link, 'select pg_catalog.now() OPERATOR(pg_catalog.<>) pg_catalog.statement_timestamp()')::boolean;
+    EXCEPTION WHEN in_failed_sql_transaction THEN
+      v_open := true;
+    WHEN OTHERS THEN
+      v_open := false;   -- the worker is gone; nothing is open any more
+    END;
+    IF v_open THEN
+      CALL bgtask._worker_exec(p_id, v_link, 'ROLLBACK', v_out);
+      IF v_state = 'done' THEN
+        v_state := 'failed';
+        v_error := jsonb_build_object('sqlstate', '25001',
+          'message', 'the task left a transaction open (BEGIN without COMMIT); it was rolled back',
+          'hint', 'End the script with COMMIT, or run each statement as its own step.',
+          'step', t.step_count);
+      END IF;
+    END IF;
+  END IF;
+
+  PERFORM bgtask._disconnect(v_link);
+  -- A cancel keeps the reason cancel_task wrote (who asked for it).
+  UPDATE bgtask.tbl_task AS x
+  SET state = v_state, end_time = clock_timestamp(), error = v_error, rows_affected = v_rows,
+      exit_reason = coalesce(v_reason, CASE v_state WHEN 'done' THEN 'finished'
+                                                    WHEN 'cancelled' THEN coalesce(x.exit_reason, 'cancelled')
+                                                    ELSE 'a step failed' END)
+  WHERE x.id = p_id;
+  COMMIT;
+  -- The outcome is committed first: failing to start the role's next task (its connection limit, say) must not
+  -- undo it. Whatever is not started here, the next finishing supervisor or reap() starts.
+  BEGIN
+    PERFORM bgtask._start_queued(p_owner);
+  EXCEPTION WHEN query_canceled OR OTHERS THEN
+    RAISE WARNING 'bgtask: task % could not start the queued tasks of role %: %', p_id, p_owner, SQLERRM;
+  END;
+  COMMIT;
+END
+$$;
+
+-- Starts the role's oldest queued tasks while it has free slots (see 000001). It returns at once when the role
+-- has no task waiting, which is what nearly every ending supervisor finds: counting the free slots first cost a
+-- fresh supervisor backend about 4 ms of CPU (the first call plans the count against pg_stat_activity and
+-- pg_locks), a sixth of all it spent on a short task.
+CREATE OR REPLACE FUNCTION bgtask._start_queued(p_owner name) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_slots record;
+  v_started integer := 0;
+  q record;
+BEGIN
+  IF p_owner <> current_user
+     OR NOT EXISTS (SELECT FROM bgtask.tbl_task WHERE owner = p_owner AND state = 'queued' AND NOT cancel_requested) THEN
+    RETURN 0;
+  END IF;
+  PERFORM pg_advisory_xact_lock(1650947170, hashtext(current_user));
+  v_slots := bgtask._free_slots(p_owner);
+  FOR q IN SELECT id, token FROM bgtask.tbl_task
+           WHERE owner = p_owner AND state = 'queued' AND NOT cancel_requested AND id <> ALL (v_slots.pending)
+           ORDER BY id LIMIT greatest(v_slots.free, 0) LOOP
+    PERFORM bgtask._launch(q.id, q.token, p_owner);
+    v_started := v_started + 1;
+  END LOOP;
+  RETURN v_started;
+END
+$$;
+
+-- Is this backend still the one that was recorded? (see 000001: true, false = gone or another backend has the
+-- pid now, NULL = unknown.) A reader's row and the backend list are read at different moments: a listing could
+-- see a task still running and then find its supervisor gone, because in between it recorded the outcome and
+-- exited — and showed the task as lost (seen on 15 once the supervisor left sooner). Before answering false,
+-- the row is read again (this function is VOLATILE, so that read sees what has been committed since): if no
+-- task records that backend as running any more, it ended properly, and the answer is NULL.
+CREATE OR REPLACE FUNCTION bgtask._backend_alive(p_pid integer, p_start timestamptz) RETURNS boolean
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_found boolean := false;
+  v_start timestamptz;
+BEGIN
+  IF p_pid IS NULL THEN
+    RETURN false;
+  END IF;
+  SELECT true, a.backend_start INTO v_found, v_start FROM pg_stat_get_activity(p_pid) AS a;
+  IF v_found AND v_start IS NULL THEN
+    RETURN NULL;
+  ELSIF v_found AND v_start = p_start THEN
+    RETURN true;
+  END IF;
+  IF NOT EXISTS (SELECT FROM bgtask.tbl_task
+                 WHERE state = 'running' AND supervisor_pid = p_pid AND supervisor_start IS NOT DISTINCT FROM p_start) THEN
+    RETURN NULL;
+  END IF;
+  RETURN false;
+END
+$$;
+
+-- As 000001: nothing here is PUBLIC but version(); members of bgtask_user may call everything.
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA bgtask FROM PUBLIC;
+REVOKE ALL ON ALL PROCEDURES IN SCHEMA bgtask FROM PUBLIC;
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA bgtask TO bgtask_user;
+GRANT EXECUTE ON ALL PROCEDURES IN SCHEMA bgtask TO bgtask_user;
+GRANT EXECUTE ON FUNCTION bgtask.version() TO PUBLIC;
+
+COMMIT;
