@@ -163,7 +163,7 @@ CREATE OR REPLACE FUNCTION bgtask._free_slots(p_owner name, OUT free integer, OU
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
   v_db oid := (SELECT oid FROM pg_database WHERE datname = current_database());
-  v_me oid := to_regrole(session_user::text)::oid;
+  v_me oid := (SELECT r.oid FROM pg_roles r WHERE r.rolname = session_user);   -- not to_regrole(), which folds case
   v_launching integer;
   v_reserved integer;
   v_running integer;

@@ -140,6 +140,33 @@ describe('the per-role limit', () => {
       await db.sql(`delete from bgtask.role_settings where role_name = 'bob'`);
     }
   });
+
+  test('a role whose name needs quoting counts its own supervisor on its way (limit 1: a second submit waits)', async () => {
+    // _free_slots tells the role's backends by its oid; to_regrole() would have folded the name to "zoë ops".
+    const role = 'Zoë Ops';
+    const pw = 'Zo-' + Math.random().toString(36).slice(2);
+    await db.server.createRole(role, pw);
+    await db.sql(`grant bgtask_user to "Zoë Ops"; insert into bgtask.role_settings values ('Zoë Ops', 1)`);
+    const c = new Client(db.server.connectionConfig(role, pw, db.database));
+    await c.connect();
+    try {
+      await c.query('select bgtask.set_password($1)', [pw]);
+      await c.query('begin');
+      const first = Number((await c.query(`select bgtask.run_task('select pg_sleep(0.2)') as id`)).rows[0].id);
+      // Uncommitted, its supervisor launched and named: the one slot is taken.
+      assert.equal((await c.query('select (bgtask._free_slots(current_user)).free as f')).rows[0].f, 0);
+      const second = Number((await c.query(`select bgtask.run_task('select pg_sleep(0.2)') as id`)).rows[0].id);
+      await c.query('commit');
+      assert.equal(await backendOf('supervisor', second), undefined, 'no supervisor launched for the task that must wait');
+      const ended = [await db.waitFor(first), await db.waitFor(second)];
+      assert.deepEqual(ended.map((t) => t.state), ['done', 'done']);
+      assert.ok(ended[1].startTime!.getTime() >= ended[0].endTime!.getTime(), 'one at a time');
+      await noBgtaskBackends();
+    } finally {
+      await c.end();
+      await db.sql(`delete from bgtask.role_settings where role_name = 'Zoë Ops'`);
+    }
+  });
 });
 
 describe('failures are recorded and nothing stays running', () => {
