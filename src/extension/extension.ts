@@ -66,6 +66,11 @@ export async function activate(extCtx: vscode.ExtensionContext): Promise<void> {
     for (const [id, handler] of Object.entries(commands)) {
       c.subscriptions.push(vscode.commands.registerCommand(id, handler));
     }
+    // VS Code times activation until activate() returns its promise; what follows runs after that but before
+    // the promise settles, so a command that activated the extension still finds the connections loaded.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    if (deactivated) return;
+    c.connections.load();
     c.log.info(`activated (${c.connections.list().length} connection(s))`);
     // Not awaited: the commands work without it (the in-process splitter stands in until it is up), and
     // waiting for the server here made activation take about a second (npm run bench). Not even started
