@@ -18,6 +18,7 @@ for (const dir of ['dist', 'media/dist']) rmSync(join(root, dir), { recursive: t
 // are never inlined) when they are first needed, so that activation loads none of them.
 const hostEntries = [
   ['src/extension/extension.ts', 'dist/extension.js'],
+  ['src/extension/lazy/commands.ts', 'dist/commands.js'], // the commands and the task panel: at first use
   ['src/extension/lazy/core.ts', 'dist/core.js'], // pg, TaskClient, TaskWatcher: at the first connection
   ['src/extension/lazy/installer.ts', 'dist/installer.js'], // the migrations: at Install or Upgrade Schema
   ['src/extension/languageClient.ts', 'dist/languageClient.js'], // vscode-languageclient: after activation
@@ -26,7 +27,7 @@ const hostEntries = [
 // is its own file in dist/, required by the bundles that import it, so there is one TaskError class, not one per bundle.
 const shared = [['src/core/errors.ts', 'dist/errors.js']];
 // What dist/extension.js must not contain: a value import of a lazy bundle's module would inline it again.
-const notInMain = ['node_modules/pg/', 'node_modules/vscode-languageclient/', 'src/core/taskClient.ts', 'src/core/taskWatcher.ts', 'src/core/installer.ts', 'src/extension/languageClient.ts'];
+const notInMain = ['node_modules/pg/', 'node_modules/vscode-languageclient/', 'src/core/taskClient.ts', 'src/core/taskWatcher.ts', 'src/core/installer.ts', 'src/extension/languageClient.ts', 'src/extension/commands/', 'src/extension/taskPanelView.ts'];
 
 const sharedPlugin = {
   name: 'shared-modules',

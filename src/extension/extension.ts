@@ -1,16 +1,26 @@
 import * as vscode from 'vscode';
 import { Ctx } from './ctx';
-import { runInBackground } from './commands/run';
-import { cancelTask, collectResult, copySql, openTask, purgeHistory, rerunTask, type TaskViews } from './commands/tasks';
-import { addConnection, installSchemaCommand, removeConnection, setPassword } from './commands/connection';
+import type { TaskViews } from './commands/tasks';
 import { TaskPanels } from './taskPanel';
 import { registerTaskTree } from './taskTree';
 import { registerStatusBar } from './statusBar';
 import { registerNotifications } from './notify';
 import { FileConnections } from './fileConnection';
 import { ErrorLocations } from './errorLocation';
-import { languageClient } from './lazy';
+import { commands as commandsModule, languageClient } from './lazy';
+import type * as CommandsModule from './lazy/commands';
 import type { LanguageClient } from 'vscode-languageclient/node';
+
+type Handler = (...args: never[]) => unknown;
+
+/**
+ * A command whose code is in dist/commands.js: that bundle is loaded, and the handler made, when the command
+ * first runs, so activation compiles none of it.
+ */
+function lazyCommand(make: (m: typeof CommandsModule) => Handler): Handler {
+  let handler: Handler | undefined;
+  return (...args: never[]) => (handler ??= make(commandsModule()))(...args);
+}
 
 /**
  * Wiring only: build the Ctx, register each feature area, and say so when activation fails (VS Code itself
@@ -43,24 +53,24 @@ export async function activate(extCtx: vscode.ExtensionContext): Promise<void> {
       // A server back after an outage: panels showing "cannot reach" read their task again.
       c.connections.onDidChange((conn) => conn?.state === 'ready' && panels.refreshAll()),
     );
-    const commands: Record<string, (...args: never[]) => unknown> = {
-      'pgTasks.runSelection': runInBackground(c, 'selection', () => client, { files, errors }),
-      'pgTasks.runStatement': runInBackground(c, 'statement', () => client, { files, errors }),
-      'pgTasks.runFile': runInBackground(c, 'file', () => client, { files, errors }),
-      'pgTasks.cancelTask': cancelTask(c),
-      'pgTasks.openTask': openTask(c, views),
-      'pgTasks.collectResult': collectResult(c, views),
-      'pgTasks.rerunTask': rerunTask(c, views),
-      'pgTasks.copySql': copySql(c),
-      'pgTasks.purgeHistory': purgeHistory(c, views),
+    const commands: Record<string, Handler> = {
+      'pgTasks.runSelection': lazyCommand((m) => m.runInBackground(c, 'selection', () => client, { files, errors })),
+      'pgTasks.runStatement': lazyCommand((m) => m.runInBackground(c, 'statement', () => client, { files, errors })),
+      'pgTasks.runFile': lazyCommand((m) => m.runInBackground(c, 'file', () => client, { files, errors })),
+      'pgTasks.cancelTask': lazyCommand((m) => m.cancelTask(c)),
+      'pgTasks.openTask': lazyCommand((m) => m.openTask(c, views)),
+      'pgTasks.collectResult': lazyCommand((m) => m.collectResult(c, views)),
+      'pgTasks.rerunTask': lazyCommand((m) => m.rerunTask(c, views)),
+      'pgTasks.copySql': lazyCommand((m) => m.copySql(c)),
+      'pgTasks.purgeHistory': lazyCommand((m) => m.purgeHistory(c, views)),
       'pgTasks.refresh': async () => {
         await Promise.all(c.connections.list().map((conn) => c.connections.recheck(conn)));
         tree.refresh();
       },
-      'pgTasks.installSchema': installSchemaCommand(c),
-      'pgTasks.setPassword': setPassword(c),
-      'pgTasks.addConnection': addConnection(c),
-      'pgTasks.removeConnection': removeConnection(c),
+      'pgTasks.installSchema': lazyCommand((m) => m.installSchemaCommand(c)),
+      'pgTasks.setPassword': lazyCommand((m) => m.setPassword(c)),
+      'pgTasks.addConnection': lazyCommand((m) => m.addConnection(c)),
+      'pgTasks.removeConnection': lazyCommand((m) => m.removeConnection(c)),
       'pgTasks.showLog': () => c.log.show(),
     };
     for (const [id, handler] of Object.entries(commands)) {
