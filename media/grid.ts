@@ -1,11 +1,11 @@
 import { Virtualizer, elementScroll, observeElementOffset, observeElementRect, type VirtualItem } from '@tanstack/virtual-core';
 import '@vscode-elements/elements/dist/vscode-button/index.js';
-import type { ColumnView } from '../src/core/protocol/webview';
+import { PAGE_ROWS, type ColumnView, type RowsView } from '../src/core/protocol/webview';
 
 /** Every row is exactly this tall (taskPanel.css agrees), so the virtualizer never measures. */
 export const ROW_HEIGHT = 22;
 /** Rows per fetchRows request. */
-export const PAGE_SIZE = 500;
+export const PAGE_SIZE = PAGE_ROWS;
 /** Pages kept in memory (20,000 rows); the farthest from the view go first. */
 const MAX_PAGES = 40;
 /** A cell shows at most this much text: a 10 MB value in one td would stall layout. Copy takes the whole value. */
@@ -62,11 +62,13 @@ export class ResultGrid {
   private visible: VirtualItem[] = [];
   /** After a failed page, rows are fetched again only through Retry, not on every scroll. */
   private failed = false;
+  private disposed = false;
 
   constructor(
     private readonly host: GridHost,
     private count: number,
     private readonly initialScrollTop: number,
+    first?: RowsView,
   ) {
     this.status.setAttribute('role', 'status');
     this.status.setAttribute('aria-live', 'polite');
@@ -80,8 +82,11 @@ export class ResultGrid {
     this.scroller.addEventListener('scroll', () => this.host.scrolled(this.scroller.scrollTop), { passive: true });
     this.scroller.append(this.table);
     this.element.append(this.status, this.scroller);
-    // The page under the restored scroll position first: its answer also brings the columns.
-    this.request(Math.floor(Math.max(0, initialScrollTop) / ROW_HEIGHT / PAGE_SIZE));
+    // The page under the restored scroll position first: its answer also brings the columns. The host may have
+    // sent page 0 with the task already (`first`); it is taken once the grid is in the document.
+    const page = Math.floor(Math.max(0, initialScrollTop) / ROW_HEIGHT / PAGE_SIZE);
+    if (page === 0 && first && first.firstRow === 1) queueMicrotask(() => this.take(0, first.columns, first.firstRow, first.rows, first.totalStored));
+    else this.request(page);
   }
 
   /** Takes an answer to one of this grid's requests; false when the request was not its own. */
@@ -89,6 +94,12 @@ export class ResultGrid {
     const page = this.pending.get(requestId);
     if (page === undefined) return false;
     this.pending.delete(requestId);
+    this.take(page, columns, firstRow, rows, totalStored);
+    return true;
+  }
+
+  private take(page: number, columns: ColumnView[], firstRow: number, rows: Row[], totalStored: number): void {
+    if (this.disposed) return;
     this.pages.set(page, rows);
     this.evict(page);
     for (let i = 0; i < rows.length; i++) this.rowCache.delete(firstRow - 1 + i);
@@ -99,7 +110,6 @@ export class ResultGrid {
       this.render();
     }
     if (this.selected && Math.floor(this.selected.row / PAGE_SIZE) === page) this.host.selectionChanged();
-    return true;
   }
 
   onError(requestId: number, message: string): boolean {
@@ -136,6 +146,7 @@ export class ResultGrid {
   }
 
   dispose(): void {
+    this.disposed = true;
     this.unmount?.();
     window.clearTimeout(this.fetchTimer);
     this.pending.clear();

@@ -1,5 +1,5 @@
 import '@vscode-elements/elements/dist/vscode-button/index.js';
-import type { ErrorView, HostToWebview, StepView, TaskView, WebviewToHost } from '../src/core/protocol/webview';
+import type { ErrorView, HostToWebview, RowsView, StepView, TaskView, WebviewToHost } from '../src/core/protocol/webview';
 import { errorExcerpt } from './errorExcerpt';
 import { ResultGrid, el } from './grid';
 
@@ -270,7 +270,7 @@ function noRowsReason(t: TaskView, s: StepView): string {
   return `Rows are collected for statements that return rows${s.commandTag ? `; ${s.commandTag} does not` : ''}.`;
 }
 
-function renderResult(t: TaskView): void {
+function renderResult(t: TaskView, firstRows?: RowsView): void {
   const s = t.steps.find((x) => x.n === selectedStep);
   resultSection.hidden = !s;
   if (!s) return;
@@ -310,12 +310,13 @@ function renderResult(t: TaskView): void {
     },
     stored,
     scrollTop,
+    firstRows?.step === step ? firstRows : undefined,
   );
   copyBtn.disabled = true;
   resultBody.replaceChildren(grid.element);
 }
 
-function onTask(t: TaskView): void {
+function onTask(t: TaskView, firstRows?: RowsView): void {
   task = t;
   banner.hidden = true;
   content.classList.remove('stale');
@@ -332,7 +333,7 @@ function onTask(t: TaskView): void {
   sqlSection.hidden = false;
   sqlPre.textContent = t.sql;
   renderSteps(t);
-  renderResult(t);
+  renderResult(t, firstRows);
   saveState();
 }
 
@@ -340,7 +341,7 @@ window.addEventListener('message', (event: MessageEvent<HostToWebview>) => {
   const m = event.data;
   switch (m.type) {
     case 'task':
-      onTask(m.task);
+      onTask(m.task, m.firstRows);
       break;
     case 'rows':
       grid?.onRows(m.requestId, m.columns, m.firstRow, m.rows, m.totalStored);

@@ -2,7 +2,7 @@ import * as vscode from 'vscode';
 import { randomBytes } from 'node:crypto';
 import { TaskError, toTaskError } from '../core/errors';
 import type { StepDetail, TaskDetail, TaskErrorInfo, TaskSummary } from '../core/models';
-import { isWebviewToHost, type ErrorView, type HostToWebview, type TaskView, type WebviewToHost } from '../core/protocol/webview';
+import { isWebviewToHost, PAGE_ROWS, type ErrorView, type HostToWebview, type RowsView, type TaskView, type WebviewToHost } from '../core/protocol/webview';
 import { exportStep } from './commands/tasks';
 import type { Connection } from './connections';
 import type { Ctx } from './ctx';
@@ -84,6 +84,7 @@ export class TaskPanel {
   private async handle(m: WebviewToHost): Promise<void> {
     switch (m.type) {
       case 'ready':
+        return this.postTask(true);
       case 'refresh':
         return this.postTask();
       case 'fetchRows':
@@ -114,8 +115,11 @@ export class TaskPanel {
     }
   }
 
-  /** Reads the task (and its worker's live data while it runs) and posts it; errors are shown in the panel. */
-  async postTask(): Promise<void> {
+  /**
+   * Reads the task (and its worker's live data while it runs) and posts it; errors are shown in the panel. With
+   * `withRows`, the first page of the step the panel opens on goes with it.
+   */
+  async postTask(withRows = false): Promise<void> {
     if (this.disposed) return;
     const read = ++this.reads;
     this.stopPolling();
@@ -130,7 +134,9 @@ export class TaskPanel {
       this.lastState = live?.state ?? detail.state;
       // Tabs of several tasks are told apart by what the task is, not only by its number.
       this.panel.title = `Task #${this.id}: ${taskTitle(detail, 24)}`;
-      this.post({ type: 'task', task: toView(this.connectionName, detail, live) });
+      const firstRows = withRows ? await this.firstRows(detail) : undefined;
+      if (read !== this.reads) return;
+      this.post({ type: 'task', task: toView(this.connectionName, detail, live), firstRows });
     } catch (e) {
       const err = toTaskError(e);
       this.failures++;
@@ -146,6 +152,17 @@ export class TaskPanel {
       this.timer = setTimeout(() => void this.postTask(), delay);
     }
   }
+  /** Page 1 of the last step with stored rows (what the panel shows first), or undefined; its errors wait for the panel's own request. */
+  private async firstRows(detail: TaskDetail): Promise<RowsView | undefined> {
+    const step = [...detail.steps].reverse().find((s) => s.resultTable !== null && (s.resultStored ?? 0) > 0);
+    if (!step) return undefined;
+    try {
+      return { step: step.n, ...(await this.connection().tasks.readResultPage(this.id, step.n, 0, PAGE_ROWS)) };
+    } catch {
+      return undefined;
+    }
+  }
+
 
   private stopPolling(): void {
     clearTimeout(this.timer);

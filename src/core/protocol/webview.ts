@@ -52,12 +52,27 @@ export interface ColumnView {
   type: string;
 }
 
+/** Rows of a page: the panel asks for PAGE_ROWS at a time. */
+export const PAGE_ROWS = 500;
+
+/** A page of a step's result (values as PostgreSQL prints them; null is NULL). */
+export interface RowsView {
+  step: number;
+  columns: ColumnView[];
+  firstRow: number;
+  rows: (string | null)[][];
+  totalStored: number;
+}
+
 /** Host → webview. */
 export type HostToWebview =
-  /** The task, on open and after every state change or refresh. */
-  | { type: 'task'; task: TaskView }
-  /** Answer to fetchRows: a page of a step's result (values as PostgreSQL prints them; null is NULL). */
-  | { type: 'rows'; requestId: number; step: number; columns: ColumnView[]; firstRow: number; rows: (string | null)[][]; totalStored: number }
+  /**
+   * The task, on open and after every state change or refresh. The answer to 'ready' also brings the first page
+   * of the step the panel opens on (the last one with rows), so the first rows paint without another round trip.
+   */
+  | { type: 'task'; task: TaskView; firstRows?: RowsView }
+  /** Answer to fetchRows. */
+  | ({ type: 'rows'; requestId: number } & RowsView)
   /** A request failed; shown inline, never as HTML. */
   | { type: 'error'; requestId?: number; message: string };
 
