@@ -385,6 +385,18 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
   ) AS s
 $$;
 
+-- A supervisor leaving hands its slot on: it starts the role's queued tasks that now fit (_start_queued). A
+-- failure (the role's connection limit, say) is only a warning: what is not started here, the next finishing
+-- supervisor or reap() starts.
+CREATE OR REPLACE FUNCTION bgtask._hand_on(p_id bigint, p_owner name) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  PERFORM bgtask._start_queued(p_owner);
+EXCEPTION WHEN query_canceled OR OTHERS THEN
+  RAISE WARNING 'bgtask: the supervisor of task % could not start the queued tasks of role %: %', p_id, p_owner, SQLERRM;
+END
+$$;
+
 -- The supervisor (see 000001), with fewer round trips and commits before the user's SQL starts: the worker's
 -- setup, pid and backend_start are one query (they were two), and the worker's pid is committed with the first
 -- step's start (they were two commits). The claim still commits at once, before the worker logs in: it holds the
@@ -426,11 +438,7 @@ BEGIN
   IF v_claim IN ('gone', 'cancelled') THEN
     -- Its submit rolled back, or it was cancelled while queued: while this supervisor was on its way, other
     -- submits of the role counted it as taking a slot and left their tasks queued. Hand the slot on.
-    BEGIN
-      PERFORM bgtask._start_queued(p_owner);
-    EXCEPTION WHEN query_canceled OR OTHERS THEN
-      RAISE WARNING 'bgtask: the supervisor of task % could not start the queued tasks of role %: %', p_id, p_owner, SQLERRM;
-    END;
+    PERFORM bgtask._hand_on(p_id, p_owner);
     COMMIT;
   END IF;
   IF v_claim <> 'run' THEN
@@ -503,11 +511,7 @@ BEGIN
   COMMIT;
   -- The outcome is committed first: failing to start the role's next task (its connection limit, say) must not
   -- undo it. Whatever is not started here, the next finishing supervisor or reap() starts.
-  BEGIN
-    PERFORM bgtask._start_queued(p_owner);
-  EXCEPTION WHEN query_canceled OR OTHERS THEN
-    RAISE WARNING 'bgtask: task % could not start the queued tasks of role %: %', p_id, p_owner, SQLERRM;
-  END;
+  PERFORM bgtask._hand_on(p_id, p_owner);
   COMMIT;
 END
 $$;
