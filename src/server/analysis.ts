@@ -1,4 +1,5 @@
-import { classify, splitSql, type SqlStatement, type StatementClass } from '../core/sqlSplit';
+import { classify, type StatementClass } from '../core/sqlClassify';
+import { splitSql, type SqlStatement } from '../core/sqlSplit';
 import { codePointToUtf16 } from './byteOffsets';
 import type { PgParser } from './pgParser';
 import { resplit } from './resplit';

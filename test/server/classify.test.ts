@@ -4,7 +4,8 @@
 // place must still mean comparing the lower-cased text.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { classify, splitSql } from '../../src/core/sqlSplit';
+import { classify } from '../../src/core/sqlClassify';
+import { splitSql } from '../../src/core/sqlSplit';
 import { bigScript } from './corpus';
 
 describe('classify on the server', () => {

@@ -1,6 +1,7 @@
 import * as vscode from 'vscode';
 import type { LanguageClient } from 'vscode-languageclient/node';
-import { classify, splitSql, statementAt, statementsInRange } from '../../core/sqlSplit';
+import { classify } from '../../core/sqlClassify';
+import { splitSql, statementAt, statementsInRange } from '../../core/sqlSplit';
 import { config } from '../config';
 import type { Ctx } from '../ctx';
 import type { ErrorLocations } from '../errorLocation';
