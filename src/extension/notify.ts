@@ -5,7 +5,8 @@ import type { TaskEvent } from '../core/taskWatcher';
 import { config } from './config';
 import type { Connection } from './connections';
 import type { Ctx } from './ctx';
-import { finishMessage, plural, summaryMessage } from './format';
+import { finishMessage, summaryMessage } from './format/messages';
+import { plural } from './format/quantities';
 import type { TaskSource } from './taskTree';
 
 /** An action offered on a notification, given the task's connection and id. */

@@ -4,7 +4,8 @@ import type { Ctx } from './ctx';
 import type { TaskState, TaskSummary } from '../core/models';
 import { isConnectionNode, isTaskNode, type TaskNode } from './nodes';
 import { toTaskError } from '../core/errors';
-import { connectionDescription, problemText } from './format';
+import { connectionDescription } from './format/connection';
+import { problemText } from './format/problem';
 
 /** Why a connection in a pick list cannot run tasks, in the words the Task Explorer uses. */
 export function notReadyDetail(c: Connection): string | undefined {

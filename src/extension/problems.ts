@@ -2,7 +2,7 @@ import * as vscode from 'vscode';
 import { toTaskError, type TaskError, type TaskErrorReason } from '../core/errors';
 import type { Connection } from './connections';
 import type { Ctx } from './ctx';
-import { isSqlState, problemText } from './format';
+import { isSqlState, problemText } from './format/problem';
 
 /** The button that fixes a problem, by reason (STYLE.md: a failed user action gets a notification with actions). */
 const FIXES: Partial<Record<TaskErrorReason, { title: string; command: string }>> = {

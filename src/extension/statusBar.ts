@@ -1,7 +1,8 @@
 import * as vscode from 'vscode';
 import type { Logger } from '../core/logger';
 import type { Ctx } from './ctx';
-import { formatCount, statusBarText } from './format';
+import { statusBarText } from './format/messages';
+import { formatCount } from './format/quantities';
 import type { TaskSource } from './taskTree';
 import type { Connection } from './connections';
 

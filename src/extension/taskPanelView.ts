@@ -6,7 +6,7 @@ import { isWebviewToHost, PAGE_ROWS, type ErrorView, type HostToWebview, type Ro
 import { exportStep } from './commands/tasks';
 import type { Connection } from './connections';
 import type { Ctx } from './ctx';
-import { taskTitle } from './format';
+import { taskTitle } from './format/task';
 import { describeError } from './problems';
 import type { TaskPanelsOptions } from './taskPanel';
 

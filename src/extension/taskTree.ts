@@ -5,7 +5,10 @@ import type { TaskEvent } from '../core/taskWatcher';
 import { config } from './config';
 import type { Connection } from './connections';
 import type { Ctx } from './ctx';
-import * as fmt from './format';
+import { connectionAdvice, connectionDescription, connectionTooltip, type ConnectionFacts } from './format/connection';
+import { connectionIcon, stateIcon, type IconSpec } from './format/icons';
+import { problemText } from './format/problem';
+import { taskDescription, taskLabel, taskTooltipMarkdown } from './format/task';
 import type { ConnectionNode, GroupNode, LoadMoreNode, MessageNode, TaskNode, TreeNode } from './nodes';
 import { describeError } from './problems';
 
@@ -47,7 +50,7 @@ interface ConnData {
   pending: { running: boolean; finished: boolean };
 }
 
-const themeIcon = (i: fmt.IconSpec) => new vscode.ThemeIcon(i.id, i.color ? new vscode.ThemeColor(i.color) : undefined);
+const themeIcon = (i: IconSpec) => new vscode.ThemeIcon(i.id, i.color ? new vscode.ThemeColor(i.color) : undefined);
 const errorText = (e: unknown) => (e instanceof Error ? e.message : String(e));
 /** Tree item ids that no connection name can make collide (names may contain any character). */
 const treeId = (...parts: (string | number)[]) => JSON.stringify(parts);
@@ -289,9 +292,9 @@ export class TaskTreeProvider implements vscode.TreeDataProvider<TreeNode>, vsco
     return node;
   }
 
-  private facts(c: Connection): fmt.ConnectionFacts {
+  private facts(c: Connection): ConnectionFacts {
     // The problem as a sentence ("Cannot reach the server at …: connection refused…"), not "connect ECONNREFUSED".
-    const problem = c.problem && fmt.problemText(c.problem.message, c.problem.sqlstate);
+    const problem = c.problem && problemText(c.problem.message, c.problem.sqlstate);
     return { state: c.state, label: c.resolved.label, problem, installedVersion: c.schema?.installedVersion, latestVersion: c.schema?.latestVersion };
   }
 
@@ -302,7 +305,7 @@ export class TaskTreeProvider implements vscode.TreeDataProvider<TreeNode>, vsco
   private connectionChildren(c: Connection): TreeNode[] {
     const d = this.data(c);
     const args = [d.node];
-    const advice = fmt.connectionAdvice(this.facts(c));
+    const advice = connectionAdvice(this.facts(c));
     const action = (text: string, icon: string, command: string, title: string) => this.message(c, text, icon, { command, title, arguments: args }, advice);
     switch (c.state) {
       case 'ready':
@@ -320,7 +323,7 @@ export class TaskTreeProvider implements vscode.TreeDataProvider<TreeNode>, vsco
         return [this.message(c, advice, 'warning', undefined, advice)];
       case 'error': {
         const p = c.problem;
-        const text = p ? fmt.problemText(p.message, p.sqlstate) : 'Cannot connect.';
+        const text = p ? problemText(p.message, p.sqlstate) : 'Cannot connect.';
         const rows = [this.message(c, text, 'error', undefined, p ? describeError(p) : text)];
         // The server's hint says what to do (e.g. "GRANT bgtask_user TO alice;"): worth its own line.
         if (p?.hint) rows.push(this.message(c, p.hint, 'lightbulb', undefined, p.hint));
@@ -360,9 +363,9 @@ export class TaskTreeProvider implements vscode.TreeDataProvider<TreeNode>, vsco
     const facts = this.facts(c);
     const item = new vscode.TreeItem(c.name, vscode.TreeItemCollapsibleState.Expanded);
     item.id = treeId('connection', c.name);
-    item.description = fmt.connectionDescription(facts);
-    item.tooltip = fmt.connectionTooltip(c.name, facts);
-    item.iconPath = themeIcon(fmt.connectionIcon(c.state));
+    item.description = connectionDescription(facts);
+    item.tooltip = connectionTooltip(c.name, facts);
+    item.iconPath = themeIcon(connectionIcon(c.state));
     item.contextValue = `connection.${c.state}`;
     return item;
   }
@@ -371,16 +374,16 @@ export class TaskTreeProvider implements vscode.TreeDataProvider<TreeNode>, vsco
     const t = node.task;
     const now = new Date();
     const group = this.parents.get(node)?.kind === 'group' ? (this.parents.get(node) as GroupNode).group : t.state;
-    const item = new vscode.TreeItem(fmt.taskLabel(t));
+    const item = new vscode.TreeItem(taskLabel(t));
     // The group is part of the id: for a moment a task that just ended can be listed under both groups.
     item.id = treeId('task', node.connection.name, group, t.id);
-    item.description = fmt.taskDescription(t, now);
+    item.description = taskDescription(t, now);
     // Another role's SQL and info: never trusted, never HTML, so a command: link in it stays text.
-    const tooltip = new vscode.MarkdownString(fmt.taskTooltipMarkdown(t, now));
+    const tooltip = new vscode.MarkdownString(taskTooltipMarkdown(t, now));
     tooltip.isTrusted = false;
     tooltip.supportHtml = false;
     item.tooltip = tooltip;
-    item.iconPath = themeIcon(fmt.stateIcon(t.state));
+    item.iconPath = themeIcon(stateIcon(t.state));
     item.command = { command: 'pgTasks.openTask', title: 'Open Task', arguments: [node] };
     // TaskSummary says nothing about stored rows; only a done task can have a complete result to collect.
     item.contextValue = t.state === 'running' || t.state === 'queued' ? `task.${t.state}` : t.state === 'done' ? 'task.finished.result' : 'task.finished';

@@ -5,7 +5,7 @@ import { latestVersion } from '../../core/generated/sql';
 import type { SavedConnection } from '../config';
 import type { Connection } from '../connections';
 import type { Ctx } from '../ctx';
-import { connectionAdvice } from '../format';
+import { connectionAdvice } from '../format/connection';
 import { core, installer } from '../lazy';
 import { pickConnection } from '../pick';
 import { describeError, showProblem } from '../problems';

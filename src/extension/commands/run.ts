@@ -6,7 +6,7 @@ import { config } from '../config';
 import type { Ctx } from '../ctx';
 import type { ErrorLocations } from '../errorLocation';
 import type { FileConnections } from '../fileConnection';
-import { sqlPreview } from '../format';
+import { sqlPreview } from '../format/text';
 import { languageClient as languageClientModule } from '../lazy';
 import { ensureReady, showProblem } from '../problems';
 

@@ -1,14 +1,15 @@
-// format: the pure text helpers of the Task Explorer, status bar and notifications (src/extension/format.ts).
+// format: the pure text helpers of the Task Explorer, status bar and notifications (src/extension/format/).
 // No VS Code and no database: durations, counts, relative times, SQL previews, icons, and that foreign task
 // text cannot turn into markdown or notification links.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { TaskSummary } from '../../../src/core/models';
-import {
-  codeFence, connectionAdvice, connectionDescription, connectionIcon, escapeMarkdown, finishMessage, formatCount, formatDuration,
-  formatRelative, formatTimestamp, notificationText, oneLine, plural, progressText, sqlHead, sqlPreview, stateIcon, statusBarText,
-  summaryMessage, taskDescription, taskLabel, taskTooltipLines, taskTooltipMarkdown, truncate,
-} from '../../../src/extension/format';
+import { connectionAdvice, connectionDescription } from '../../../src/extension/format/connection';
+import { connectionIcon, stateIcon } from '../../../src/extension/format/icons';
+import { finishMessage, notificationText, statusBarText, summaryMessage } from '../../../src/extension/format/messages';
+import { formatCount, formatDuration, formatRelative, formatTimestamp, plural } from '../../../src/extension/format/quantities';
+import { progressText, taskDescription, taskLabel, taskTooltipLines, taskTooltipMarkdown } from '../../../src/extension/format/task';
+import { codeFence, escapeMarkdown, oneLine, sqlHead, sqlPreview, truncate } from '../../../src/extension/format/text';
 
 const S = 1000;
 const MIN = 60 * S;
