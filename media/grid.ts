@@ -8,6 +8,13 @@ export const ROW_HEIGHT = 22;
 export const PAGE_SIZE = PAGE_ROWS;
 /** Pages kept in memory (20,000 rows); the farthest from the view go first. */
 const MAX_PAGES = 40;
+/**
+ * The tallest scroll content the grid makes. Browsers cap an element's height (Chromium at about 33.5 million
+ * pixels, Firefox lower), which at 22 px a row ended the grid near row 1,500,000 of a larger result. Beyond this
+ * height the scrollbar is scaled: a pixel of it is several pixels of rows, and the rows are placed where the
+ * scaled position says (see `scale`).
+ */
+export const MAX_SCROLL_PX = 8_000_000;
 /** A cell shows at most this much text: a 10 MB value in one td would stall layout. Copy takes the whole value. */
 const MAX_CELL_CHARS = 1000;
 
@@ -63,6 +70,8 @@ export class ResultGrid {
   /** After a failed page, rows are fetched again only through Retry, not on every scroll. */
   private failed = false;
   private disposed = false;
+  /** Rows' pixels per scrollbar pixel: 1 until the rows are taller than MAX_SCROLL_PX. */
+  private scale = 1;
 
   constructor(
     private readonly host: GridHost,
@@ -186,21 +195,32 @@ export class ResultGrid {
     for (const s of [this.topSpacer, this.bottomSpacer]) s.appendChild(el('td')).colSpan = columns.length + 1;
     this.table.append(colgroup, thead, this.tbody);
     this.headHeight = thead.offsetHeight;
+    this.scale = this.scaleFor(this.scroller.clientHeight);
     this.virtualizer = new Virtualizer<HTMLDivElement, HTMLTableRowElement>({
       count: this.count,
       getScrollElement: () => this.scroller,
       estimateSize: () => ROW_HEIGHT,
-      scrollToFn: elementScroll,
-      observeElementRect,
-      observeElementOffset,
+      // The virtualizer works in rows' pixels; the scroller in its own, `scale` times fewer.
+      scrollToFn: (offset, options, instance) => elementScroll(offset / this.scale, options, instance),
+      observeElementRect: (instance, cb) => observeElementRect(instance, (rect) => {
+        this.scale = this.scaleFor(rect.height);
+        cb(rect);
+      }),
+      observeElementOffset: (instance, cb) => observeElementOffset(instance, (offset, isScrolling) => cb(offset * this.scale, isScrolling)),
       overscan: 10,
       // The sticky header sits above row 0 and covers the top of the viewport.
       paddingStart: this.headHeight,
       scrollPaddingStart: this.headHeight,
-      initialOffset: this.initialScrollTop,
+      initialOffset: this.initialScrollTop * this.scale,
       onChange: () => this.render(),
     });
     this.unmount = this.virtualizer._didMount();
+    // Scaled, the rows move `scale` times faster than the content: the spacers follow every scroll event, not
+    // only the ones that change which rows are shown (the virtualizer's onChange).
+    const follow = () => { if (this.scale > 1) this.placeRows(); };
+    this.scroller.addEventListener('scroll', follow, { passive: true });
+    const unmount = this.unmount;
+    this.unmount = () => { this.scroller.removeEventListener('scroll', follow); unmount(); };
     this.virtualizer._willUpdate();
     this.render();
     this.scroller.scrollTop = this.initialScrollTop;
@@ -210,10 +230,8 @@ export class ResultGrid {
     const v = this.virtualizer;
     if (!v) return;
     const items = v.getVirtualItems();
-    const first = items[0];
-    const last = items[items.length - 1];
-    this.topSpacer.style.height = `${first ? first.start - this.headHeight : 0}px`;
-    this.bottomSpacer.style.height = `${last ? v.getTotalSize() - last.end : 0}px`;
+    this.visible = items;
+    this.placeRows();
     const next = new Map<number, HTMLTableRowElement>();
     for (const item of items) next.set(item.index, this.rowCache.get(item.index) ?? this.buildRow(item.index));
     this.rowCache = next;
@@ -221,8 +239,38 @@ export class ResultGrid {
     this.updateActiveDescendant();
     window.clearTimeout(this.fetchTimer);
     // Debounced, so dragging the scrollbar across 100,000 rows asks only for where it stops.
-    this.visible = items;
     this.fetchTimer = window.setTimeout(() => this.fetchVisible(), 60);
+  }
+
+  /** Rows' pixels per scroller pixel for a viewport of `viewport` px: 1, or more when the rows are too tall. */
+  private scaleFor(viewport: number): number {
+    const rows = this.headHeight + this.count * ROW_HEIGHT;
+    if (rows <= MAX_SCROLL_PX) return 1;
+    return (rows - viewport) / Math.max(1, MAX_SCROLL_PX - viewport);
+  }
+
+  /**
+   * Sizes the spacers around the rendered rows. Unscaled, they are the rows above and below. Scaled, the content
+   * is MAX_SCROLL_PX tall and the rows sit where they belong in the viewport: a row `start` px down the rows
+   * shows `start - offset` px below the top of the viewport, where offset = scrollTop × scale.
+   */
+  private placeRows(): void {
+    const v = this.virtualizer;
+    const first = this.visible[0];
+    const last = this.visible[this.visible.length - 1];
+    if (!v || !first || !last) {
+      this.topSpacer.style.height = this.bottomSpacer.style.height = '0px';
+      return;
+    }
+    if (this.scale === 1) {
+      this.topSpacer.style.height = `${first.start - this.headHeight}px`;
+      this.bottomSpacer.style.height = `${v.getTotalSize() - last.end}px`;
+      return;
+    }
+    const top = this.scroller.scrollTop;
+    const above = Math.max(0, top + (first.start - top * this.scale) - this.headHeight);
+    this.topSpacer.style.height = `${above}px`;
+    this.bottomSpacer.style.height = `${Math.max(0, MAX_SCROLL_PX - this.headHeight - above - (last.end - first.start))}px`;
   }
 
   private fetchVisible(): void {
