@@ -15,7 +15,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Frame, Page } from 'playwright-core';
-import { ensureCodeServer, launchCodeServer, type CodeServer } from '../scripts/codeServer';
+import { DEFAULT_SETTINGS, ensureCodeServer, launchCodeServer, type CodeServer } from '../scripts/codeServer';
 import { openWorkbench, ensureChromium, type Workbench } from '../test/e2e/workbench';
 import type { BenchDb } from './db';
 import { productionBuild } from './extension';
@@ -95,10 +95,7 @@ export async function benchWebview(b: BenchDb, o: BenchOptions): Promise<CaseRes
       extensionDevelopmentPath: build.dir,
       env: { PGPASSFILE: passFile },
       settings: {
-        'workbench.startupEditor': 'none',
-        'security.workspace.trust.enabled': false,
-        'telemetry.telemetryLevel': 'off',
-        'git.openRepositoryInParentFolders': 'never',
+        ...DEFAULT_SETTINGS,
         'pgTasks.askForDescription': false,
         'pgTasks.notifyOnFinish': false,
         'pgTasks.connections': [{ name: 'bench', host: '127.0.0.1', port: b.db.server.port, database: b.db.database, user: 'alice', sslmode: 'disable' }],

@@ -303,10 +303,12 @@ export interface CodeServer {
   stop(): Promise<void>;
 }
 
+/** A quiet workbench for tests and the bench: no start page, no trust prompt, no telemetry, no offer to open the repo's git. */
 export const DEFAULT_SETTINGS = {
   'workbench.startupEditor': 'none',
   'security.workspace.trust.enabled': false,
   'telemetry.telemetryLevel': 'off',
+  'git.openRepositoryInParentFolders': 'never',
 };
 
 const running = new Set<() => void>();

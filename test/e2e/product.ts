@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ensureCodeServer, launchCodeServer, REPO_ROOT, type CodeServer } from '../../scripts/codeServer';
+import { DEFAULT_SETTINGS, ensureCodeServer, launchCodeServer, REPO_ROOT, type CodeServer } from '../../scripts/codeServer';
 import { startBgtaskDb, type BgtaskDb } from '../harness/bgtaskDb';
 import { ensureChromium, openWorkbench, type Workbench } from './workbench';
 
@@ -53,10 +53,7 @@ export async function startProduct(opts: { files: Record<string, string>; prepar
       extensionDevelopmentPath: REPO_ROOT,
       env: { PGPASSFILE: passFile },
       settings: {
-        'workbench.startupEditor': 'none',
-        'security.workspace.trust.enabled': false,
-        'telemetry.telemetryLevel': 'off',
-        'git.openRepositoryInParentFolders': 'never',
+        ...DEFAULT_SETTINGS,
         'workbench.colorTheme': 'Default Light Modern',
         'pgTasks.connections': [{ name: 'e2e', host: '127.0.0.1', port: db.server.port, database: db.database, user: 'alice', sslmode: 'disable' }],
       },
