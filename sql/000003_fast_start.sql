@@ -2,8 +2,9 @@
 --
 -- Apply as a superuser (or the managed service's admin role) with plain psql, after 000002:
 --   psql -v ON_ERROR_STOP=1 -d yourdb -f sql/000003_fast_start.sql
--- Applying it twice is harmless, and it refuses to run over a newer schema. Nothing in the tables changes;
--- tasks that are running while it is applied finish under the functions they started with.
+-- Applying it twice is harmless, and it refuses to run over a newer schema. Nothing in the tables changes; a
+-- supervisor running while it is applied finishes with the procedure it started with, calling the new functions
+-- (version 2's _claim(id, token) is kept for it).
 --
 -- What `npm run bench` measured on version 2, and what this file changes (README, "Performance"):
 --   - From submit to the worker executing the SQL took 5.2× the recipe's time. The supervisor claimed its slot
@@ -15,7 +16,8 @@
 --     lock, takes a reservation that the others count (an advisory lock until it commits, seen in pg_locks), and
 --     logs in outside it; the commit-time check skips tasks launched at submit.
 --   - A connection is opened first and the reasons it could fail are looked up only when it has failed; the
---     free-slot count reads the server's backend list once instead of once per running task.
+--     free-slot count reads the server's backend list once instead of once per running task, and is planned once
+--     per session; an ending supervisor with no queued task to start no longer counts at all.
 -- A task that had just ended could be shown as lost for a moment (_backend_alive, below).
 -- It also fixes the recorded backend_start of tasks run as another role (SET ROLE to a NOLOGIN owner): the
 -- owner may not see its login role's backends, so supervisor_start and worker_start were stored as NULL, and
