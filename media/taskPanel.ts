@@ -1,5 +1,5 @@
 import '@vscode-elements/elements/dist/vscode-button/index.js';
-import type { ErrorView, HostToWebview, RowsView, StepView, TaskView, WebviewToHost } from '../src/core/protocol/webview';
+import { stepWithRows, type ErrorView, type HostToWebview, type RowsView, type StepView, type TaskView, type WebviewToHost } from '../src/core/protocol/webview';
 import { errorExcerpt } from './errorExcerpt';
 import { ResultGrid, el } from './grid';
 
@@ -323,7 +323,7 @@ function onTask(t: TaskView, firstRows?: RowsView): void {
   header.classList.remove('stale');
   if (!stepChosen || !t.steps.some((s) => s.n === selectedStep)) {
     // The last step with rows is what a DBA usually came for; else the failed one, the running one, the last.
-    const pick = [...t.steps].reverse().find((s) => s.hasResult) ?? t.steps.find((s) => s.state === 'failed' || s.state === 'running') ?? t.steps.at(-1);
+    const pick = stepWithRows(t.steps) ?? t.steps.find((s) => s.state === 'failed' || s.state === 'running') ?? t.steps.at(-1);
     if (pick?.n !== selectedStep) scrollTop = 0;
     selectedStep = pick?.n ?? null;
   }

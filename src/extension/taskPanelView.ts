@@ -2,7 +2,7 @@ import * as vscode from 'vscode';
 import { randomBytes } from 'node:crypto';
 import { TaskError, toTaskError } from '../core/errors';
 import type { StepDetail, TaskDetail, TaskErrorInfo, TaskSummary } from '../core/models';
-import { isWebviewToHost, PAGE_ROWS, type ErrorView, type HostToWebview, type RowsView, type TaskView, type WebviewToHost } from '../core/protocol/webview';
+import { isWebviewToHost, PAGE_ROWS, stepWithRows, type ErrorView, type HostToWebview, type RowsView, type TaskView, type WebviewToHost } from '../core/protocol/webview';
 import { exportStep } from './commands/tasks';
 import type { Connection } from './connections';
 import type { Ctx } from './ctx';
@@ -134,9 +134,10 @@ export class TaskPanel {
       this.lastState = live?.state ?? detail.state;
       // Tabs of several tasks are told apart by what the task is, not only by its number.
       this.panel.title = `Task #${this.id}: ${taskTitle(detail, 24)}`;
-      const firstRows = withRows ? await this.firstRows(detail) : undefined;
+      const task = toView(this.connectionName, detail, live);
+      const firstRows = withRows ? await this.firstRows(task) : undefined;
       if (read !== this.reads) return;
-      this.post({ type: 'task', task: toView(this.connectionName, detail, live), firstRows });
+      this.post({ type: 'task', task, firstRows });
     } catch (e) {
       const err = toTaskError(e);
       this.failures++;
@@ -152,17 +153,16 @@ export class TaskPanel {
       this.timer = setTimeout(() => void this.postTask(), delay);
     }
   }
-  /** Page 1 of the last step with stored rows (what the panel shows first), or undefined; its errors wait for the panel's own request. */
-  private async firstRows(detail: TaskDetail): Promise<RowsView | undefined> {
-    const step = [...detail.steps].reverse().find((s) => s.resultTable !== null && (s.resultStored ?? 0) > 0);
-    if (!step) return undefined;
+  /** Page 1 of the step the panel opens on, when it stored rows; its errors wait for the panel's own request. */
+  private async firstRows(task: TaskView): Promise<RowsView | undefined> {
+    const step = stepWithRows(task.steps);
+    if (!step || !step.resultStored) return undefined;
     try {
       return { step: step.n, ...(await this.connection().tasks.readResultPage(this.id, step.n, 0, PAGE_ROWS)) };
     } catch {
       return undefined;
     }
   }
-
 
   private stopPolling(): void {
     clearTimeout(this.timer);

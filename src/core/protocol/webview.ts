@@ -55,6 +55,14 @@ export interface ColumnView {
 /** Rows of a page: the panel asks for PAGE_ROWS at a time. */
 export const PAGE_ROWS = 500;
 
+/**
+ * The step whose rows the panel opens on: the last one with collected rows, what a DBA usually came for. The
+ * webview picks it and the host sends its first page with the task, so both use this one rule.
+ */
+export function stepWithRows(steps: readonly StepView[]): StepView | undefined {
+  return [...steps].reverse().find((s) => s.hasResult);
+}
+
 /** A page of a step's result (values as PostgreSQL prints them; null is NULL). */
 export interface RowsView {
   step: number;
