@@ -92,16 +92,16 @@ async function selectLine(line: number): Promise<void> {
   await page.keyboard.press('Shift+End');
 }
 
-/** Answers the "description" input box and returns the id from the "task #N started" notification. */
+/** Answers the "description" input box and returns the id from the "task #N submitted" notification. */
 async function describeAndSubmit(description: string): Promise<number> {
   const box = page.locator('.quick-input-widget input.input');
   await box.waitFor({ state: 'visible', timeout: 15_000 });
   await box.fill(description);
   await page.keyboard.press('Enter');
-  const text = await wb.waitForNotification(/task #\d+ started/, 30_000);
-  const id = Number(/task #(\d+) started/.exec(text)![1]);
+  const text = await wb.waitForNotification(/task #\d+ submitted/, 30_000);
+  const id = Number(/task #(\d+) submitted/.exec(text)![1]);
   // Close the toast so later waits see only new ones.
-  await page.locator('.notifications-toasts .notification-toast').filter({ hasText: `task #${id} started` }).locator('.codicon-notifications-clear').click().catch(() => undefined);
+  await page.locator('.notifications-toasts .notification-toast').filter({ hasText: `task #${id} submitted` }).locator('.codicon-notifications-clear').click().catch(() => undefined);
   return id;
 }
 

@@ -100,8 +100,8 @@ async function runLens(n: number, description: string): Promise<number> {
   await box.waitFor({ state: 'visible', timeout: 15_000 });
   await box.fill(description);
   await page.keyboard.press('Enter');
-  const text = await wb.waitForNotification(/task #\d+ started/, 30_000);
-  return Number(/task #(\d+) started/.exec(text)![1]);
+  const text = await wb.waitForNotification(/task #\d+ submitted/, 30_000);
+  return Number(/task #(\d+) submitted/.exec(text)![1]);
 }
 
 async function panelFrame(id: number, mustShow: string, timeout = 20_000): Promise<Frame> {

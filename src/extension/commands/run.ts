@@ -131,7 +131,7 @@ export function runInBackground(ctx: Ctx, scope: Scope, languageClient: () => La
       // For "Go to Error" later: the file the statements came from. Losing it only costs a search.
       errors.remember(connection.name, id, shown.document.uri).catch((e: unknown) => ctx.log.warn(`task #${id}: origin not remembered: ${String(e)}`));
       const what = info ? `: ${info.trim()}` : statements.length > 1 ? ` (${statements.length} statements)` : '';
-      void vscode.window.showInformationMessage(`PG Tasks: task #${id} started on ${connection.name}${what}.`, 'Open', 'Cancel Task').then(async (a) => {
+      void vscode.window.showInformationMessage(`PG Tasks: task #${id} submitted on ${connection.name}${what}. It runs on the server even if VS Code closes.`, 'Open', 'Cancel Task').then(async (a) => {
         const node = { kind: 'task', connection, task: { id, state: 'running', sql: '', info: info || null } };
         if (a === 'Open') await vscode.commands.executeCommand('pgTasks.openTask', node);
         if (a === 'Cancel Task') await vscode.commands.executeCommand('pgTasks.cancelTask', node);

@@ -141,7 +141,7 @@ export function rerunTask(ctx: Ctx, views: TaskViews) {
         info: t.info,
         options: t.options,
       });
-      void vscode.window.showInformationMessage(`PG Tasks: task #${id} started (a re-run of #${t.id}).`, 'Open').then((a) => {
+      void vscode.window.showInformationMessage(`PG Tasks: task #${id} submitted (a re-run of #${t.id}).`, 'Open').then((a) => {
         if (a) void views.openPanel(node.connection, id);
       });
     } catch (e) {
