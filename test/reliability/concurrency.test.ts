@@ -28,7 +28,7 @@ describe('many at once', () => {
     // ---- the sampler: one statement (one snapshot) every ~20 ms ----
     const sampler = await connect(db, 'postgres');
     let sampling = true;
-    const seen = { samples: 0, maxRunning: 0, maxQueued: 0, maxBackends: 0, maxExcess: -Infinity, maxLaunching: 0, maxLeaving: 0,
+    const seen = { samples: 0, maxRunning: 0, maxQueued: 0, maxBackends: 0, maxWorking: 0, maxExcess: -Infinity, maxLaunching: 0, maxLeaving: 0,
                    queuedWithWorker: [] as string[], duplicates: [] as string[], worst: '', fullest: '' };
     const sample = (async () => {
       while (sampling) {
@@ -42,6 +42,7 @@ describe('many at once', () => {
           select (select count(*) from t where state = 'running')::int as running,
                  (select count(*) from t where state = 'queued')::int as queued,
                  (select count(*) from b)::int as backends,
+                 (select count(*) from b where coalesce(state in ('running', 'queued'), true))::int as working,
                  array(select app || ' [' || coalesce(state, '?') || ']' from b order by app) as list,
                  array(select app from b where state = 'queued' and kind = 'worker') as queued_workers,
                  array(select app from b where state = 'queued' and kind = 'supervisor' and app ~ '^bgtask supervisor \\d+$') as launching,
@@ -49,8 +50,9 @@ describe('many at once', () => {
         seen.samples++;
         seen.maxRunning = Math.max(seen.maxRunning, r.running);
         seen.maxQueued = Math.max(seen.maxQueued, r.queued);
-        if (r.backends > seen.maxBackends) {
-          seen.maxBackends = r.backends;
+        seen.maxBackends = Math.max(seen.maxBackends, r.backends);
+        if (r.working > seen.maxWorking) {
+          seen.maxWorking = r.working;
           seen.fullest = `${r.running} running, ${r.queued} queued: ${r.list.join(', ')}`;
         }
         seen.maxLaunching = Math.max(seen.maxLaunching, r.launching.length);
@@ -113,7 +115,7 @@ describe('many at once', () => {
       figure(`50 concurrent submits from 10 clients (8 pg Clients × 5, 2 TaskClients × 5), limit 4: 0 failed, 50/50 done, ` +
              `max running ${seen.maxRunning} (by run intervals ${overlap}), max queued ${seen.maxQueued}, ` +
              `queued tasks with a worker ${seen.queuedWithWorker.length}, max supervisors launching for queued tasks ${seen.maxLaunching}, ` +
-             `max bgtask backends ${seen.maxBackends}, max backends beyond 2 × running ${seen.maxExcess} ` +
+             `max bgtask backends ${seen.maxBackends} (for running or waiting tasks ${seen.maxWorking}), max backends beyond 2 × running ${seen.maxExcess} ` +
              `(max ending/leaving supervisors ${seen.maxLeaving}); submits ${submitMs} ms, all ${elapsed} ms, ${seen.samples} samples`);
       console.log(`worst sample: ${seen.worst}`);
       console.log(`fullest sample: ${seen.fullest}`);
@@ -128,11 +130,15 @@ describe('many at once', () => {
       assert.ok(seen.maxLaunching <= LIMIT, `${seen.maxLaunching} supervisors on their way for queued tasks; at most one per slot`);
       // The slack beyond two backends per running task is the hand-over: supervisors launched for a free slot (at
       // most one per slot) and supervisors that have just recorded their outcome and are starting the next task
-      // (at most one per slot). Documented bound: backends ≤ 2 × running + 2 × limit, and never more than a full
-      // set of running tasks holds, 2 × limit. (Before _free_slots counted uncommitted submits' supervisors this
-      // burst made 22 backends, 17 beyond 2 × running.)
+      // (at most one per slot). Documented bound: backends ≤ 2 × running + 2 × limit, and the backends of running
+      // and waiting tasks never more than a full set of running tasks holds, 2 × limit. A supervisor whose task
+      // has ended is not among them: it has given up its slot and exits once it has launched the next supervisor,
+      // which can claim the slot and log its worker in before the old process is gone from pg_stat_activity.
+      // (Before _free_slots counted uncommitted submits' supervisors this burst made 22 backends, 17 beyond
+      // 2 × running; when it missed a submit that named its supervisor and committed between two of its reads,
+      // a fifth supervisor came for the 4 slots: 9.)
       assert.ok(seen.maxExcess <= 2 * LIMIT, `${seen.maxExcess} bgtask backends beyond 2 × running: ${seen.worst}`);
-      assert.ok(seen.maxBackends <= 2 * LIMIT, `${seen.maxBackends} bgtask backends for a limit of ${LIMIT}: ${seen.fullest}`);
+      assert.ok(seen.maxWorking <= 2 * LIMIT, `${seen.maxWorking} bgtask backends of running or waiting tasks for a limit of ${LIMIT}: ${seen.fullest}`);
       assert.ok(elapsed >= (50 / LIMIT) * 200, `50 tasks of 0.2 s, 4 at a time, cannot end in ${elapsed} ms`);
       console.log(`case time ${since(started)}`);
     } finally {
