@@ -2,58 +2,36 @@
 // schema newer than this build, an ordinary role, and the migration file applied as plain text (psql -f) twice.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { Client, Pool } from 'pg';
+import { Client } from 'pg';
 import { BgtaskDb, startBgtaskDb } from '../harness/bgtaskDb';
 import { startServer } from '../harness/pgServer';
 import { TaskError } from '../../src/core/errors';
 import { installSchema, schemaStatus } from '../../src/core/installer';
 import { latestVersion, migrations } from '../../src/core/generated/sql';
-import { TaskClient } from '../../src/core/taskClient';
 import { schemaFingerprint } from '../harness/catalog';
 
 let db: BgtaskDb;
-const clients: Client[] = [];
-const pools: Pool[] = [];
-
 before(async () => {
   db = await startBgtaskDb();
 });
-after(async () => {
-  for (const c of clients) await c.end().catch(() => undefined); // some were ended by the test itself
-  for (const p of pools) await p.end();
-  await db?.close();
-});
+after(async () => db?.close());
 
 let dbCount = 0;
 /** A new empty database (from template1, so without dblink or bgtask) and a superuser client on it. */
 async function freshDatabase(): Promise<{ name: string; su: Client }> {
   const name = `inst_${++dbCount}`;
   await db.server.createDatabase(name);
-  return { name, su: await connect('postgres', name) };
+  return { name, su: await db.client('postgres', name) };
 }
-
-async function connect(role: 'postgres' | 'alice', database: string): Promise<Client> {
-  const c = await db.client(role, database);
-  clients.push(c);
-  return c;
-}
-
 
 /** Runs a task as the superuser in `database` and returns its final state (the install works end to end). */
 async function runTask(database: string, su: Client): Promise<string> {
   await su.query('select bgtask.set_password($1)', [db.server.superuser.password]);
-  const p = new Pool({ ...db.server.connectionConfig('postgres', db.server.superuser.password, database), max: 2 });
-  pools.push(p);
-  const tasks = new TaskClient(p);
+  const tasks = db.tasks('postgres', database);
   const id = await tasks.submit('select current_database() as db');
-  for (const deadline = Date.now() + 30_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 20))) {
-    const t = await tasks.get(id);
-    if (t && !['queued', 'running'].includes(t.state)) {
-      if (t.state === 'done') assert.deepEqual((await tasks.readResultPage(id, 1, 0, 1)).rows, [[database]]);
-      return t.state;
-    }
-  }
-  throw new Error(`task #${id} in ${database} did not end in time`);
+  const t = await db.waitFor(id, { database });
+  if (t.state === 'done') assert.deepEqual((await tasks.readResultPage(id, 1, 0, 1)).rows, [[database]]);
+  return t.state;
 }
 
 let reference: string[] = [];
@@ -109,9 +87,9 @@ describe('installSchema', () => {
   test('two installers at once on two connections both succeed and install exactly once', async () => {
     const { su: a } = await freshDatabase();
     const name = (await a.query('select current_database() as d')).rows[0].d as string;
-    const b = await connect('postgres', name);
+    const b = await db.client('postgres', name);
     // Hold the migration's own lock so that both installers are inside the file, waiting, before either runs it.
-    const holder = await connect('postgres', name);
+    const holder = await db.client('postgres', name);
     await holder.query('select pg_advisory_lock(1650947169, 0)');
     const both = Promise.all([installSchema(a), installSchema(b)]);
     const deadline = Date.now() + 10_000;
@@ -149,7 +127,7 @@ describe('installSchema', () => {
 
   test('an ordinary role cannot install: notPermitted with a clear message, nothing created, the connection usable', async () => {
     const { su, name } = await freshDatabase();
-    const alice = await connect('alice', name);
+    const alice = await db.client('alice', name);
     const status = await schemaStatus(alice);
     assert.deepEqual([status.state, status.isSuperuser, status.currentUser], ['missing', false, 'alice']);
     const err = await installSchema(alice).then(() => assert.fail('alice installed the schema'), (e: unknown) => e);
@@ -164,15 +142,15 @@ describe('installSchema', () => {
   });
 
   test('status as a member of bgtask_user and as a role outside it, on an installed database', async () => {
-    const alice = await connect('alice', db.database);
+    const alice = await db.client('alice', db.database);
     const s = await schemaStatus(alice);
     assert.deepEqual([s.state, s.installedVersion, s.isBgtaskUser, s.isSuperuser], ['ok', latestVersion, true, false]);
     const pw = 'frank-' + Math.random().toString(36).slice(2);
     await db.server.createRole('frank', pw);
     const frank = new Client(db.server.connectionConfig('frank', pw, db.database));
     await frank.connect();
-    clients.push(frank);
-    const err = await schemaStatus(frank).then(() => assert.fail('status without rights on the schema'), (e: unknown) => e);
+    const err = await schemaStatus(frank).then(() => assert.fail('status without rights on the schema'), (e: unknown) => e)
+      .finally(() => frank.end());
     assert.ok(err instanceof TaskError, String(err));
     assert.equal(err.reason, 'notPermitted');
     assert.match(err.hint ?? '', /grant bgtask_user to frank/i);

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Client, Pool, type ClientConfig } from 'pg';
-import { BgtaskDb, startBgtaskDb } from '../harness/bgtaskDb';
+import { BgtaskDb, startBgtaskDb, waitForTask } from '../harness/bgtaskDb';
 import { PgServer, resolveBinDir, startServer } from '../harness/pgServer';
 import { toTaskError } from '../../src/core/errors';
 import { installSchema } from '../../src/core/installer';
@@ -77,14 +77,6 @@ async function mappingOptions(role: string): Promise<string[] | null> {
   return rows.length ? [...rows[0].umoptions].sort() : null;
 }
 
-async function waitEnded(tasks: TaskClient, id: number) {
-  for (const deadline = Date.now() + 30_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 20))) {
-    const t = await tasks.get(id);
-    if (t && !['queued', 'running'].includes(t.state)) return t;
-  }
-  throw new Error(`task #${id} did not end in time`);
-}
-
 describe('SCRAM pass-through on PostgreSQL 18', { skip: fixtureMajor < 18 ? `the fixture is PostgreSQL ${fixtureMajor}` : false }, () => {
   before(startFixture);
 
@@ -111,10 +103,10 @@ describe('SCRAM pass-through on PostgreSQL 18', { skip: fixtureMajor < 18 ? `the
     const first = await tasks.submit(['select pg_sleep(0.3)', 'select current_user::text as who, 42 as answer']);
     const second = await tasks.submit('select session_user::text as who');
     await erin.end();
-    const t1 = await waitEnded(tasks, first);
+    const t1 = await waitForTask(tasks, first);
     assert.equal(t1.state, 'done', JSON.stringify(t1.error));
     assert.deepEqual((await tasks.readResultPage(first, 2, 0, 10)).rows, [['erin', '42']]);
-    const t2 = await waitEnded(tasks, second);
+    const t2 = await waitForTask(tasks, second);
     assert.equal(t2.state, 'done', JSON.stringify(t2.error));
     assert.deepEqual((await tasks.readResultPage(second, 1, 0, 10)).rows, [['erin']]);
 
@@ -127,7 +119,7 @@ describe('SCRAM pass-through on PostgreSQL 18', { skip: fixtureMajor < 18 ? `the
   test('a role that stored a password keeps working, and a wrong password is still refused on 18', async () => {
     const alice = tasksOf('alice');
     const id = await alice.submit('select current_user::text as who');
-    assert.equal((await waitEnded(alice, id)).state, 'done');
+    assert.equal((await waitForTask(alice, id)).state, 'done');
     assert.ok((await mappingOptions('alice'))!.some((o) => o.startsWith('password=')));
     assert.ok(!(await mappingOptions('alice'))!.some((o) => o.startsWith('use_scram_passthrough')), 'pass-through stays per role');
     // With use_scram_passthrough on the server, a SCRAM session would connect with its keys and store this.
@@ -151,9 +143,9 @@ describe('SCRAM pass-through on PostgreSQL 18', { skip: fixtureMajor < 18 ? `the
     await fred.query(queries.setPassword, [passwords.fred]);
     assert.deepEqual(await mappingOptions('fred'), [`password=${passwords.fred}`, 'user=fred']);
     const tasks = tasksOf('fred');
-    assert.equal((await waitEnded(tasks, await tasks.submit('select 1'))).state, 'done');
+    assert.equal((await waitForTask(tasks, await tasks.submit('select 1'))).state, 'done');
     await fred.query(queries.useScramPassthrough);
-    assert.equal((await waitEnded(tasks, await tasks.submit('select 2'))).state, 'done');
+    assert.equal((await waitForTask(tasks, await tasks.submit('select 2'))).state, 'done');
   });
 
   test('a session that did not log in with SCRAM: refused with what to do, nothing stored', async () => {
@@ -171,7 +163,7 @@ describe('SCRAM pass-through on PostgreSQL 18', { skip: fixtureMajor < 18 ? `the
     // The password way works from the same session.
     await gina.query(queries.setPassword, [passwords.gina]);
     const tasks = tasksOf('gina');
-    assert.equal((await waitEnded(tasks, await tasks.submit('select 1'))).state, 'done');
+    assert.equal((await waitForTask(tasks, await tasks.submit('select 1'))).state, 'done');
   });
 
   test('a pass-through role submitting from a session without SCRAM keys gets noPassword with what to do', async () => {
@@ -203,7 +195,7 @@ describe('SCRAM pass-through on PostgreSQL 18', { skip: fixtureMajor < 18 ? `the
       assert.match(again.message, /nothing was changed$/);
       // A new session has the new keys.
       const tasks = tasksOf('hal');
-      assert.equal((await waitEnded(tasks, await tasks.submit('select 1'))).state, 'done');
+      assert.equal((await waitForTask(tasks, await tasks.submit('select 1'))).state, 'done');
       assert.ok(!(await db.server.readLog()).includes(old));
     } finally {
       assert.ok(!(await db.server.readLog()).includes(passwords.hal));
@@ -274,7 +266,7 @@ describe('on PostgreSQL 15', () => {
     const p = new Pool({ ...server.connectionConfig('ivy', pw, 't15'), max: 2 });
     ours.push(p);
     const tasks = new TaskClient(p);
-    const t = await waitEnded(tasks, await tasks.submit(['select 1', 'select current_user::text as who']));
+    const t = await waitForTask(tasks, await tasks.submit(['select 1', 'select current_user::text as who']));
     assert.equal(t.state, 'done', JSON.stringify(t.error));
   });
 });

@@ -5,59 +5,31 @@
 // nothing; a role on a database older than its client gets schemaTooOld with what to run.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { Client, Pool } from 'pg';
-import { BgtaskDb, startBgtaskDb } from '../harness/bgtaskDb';
+import { Client } from 'pg';
+import { BgtaskDb, startBgtaskDb, waitForTask } from '../harness/bgtaskDb';
+import { waitUntil } from '../harness/wait';
 import { TaskError } from '../../src/core/errors';
 import { installSchema, schemaProblem, schemaStatus } from '../../src/core/installer';
 import { latestVersion, migrations } from '../../src/core/generated/sql';
-import { TaskClient } from '../../src/core/taskClient';
 import { schemaFingerprint } from '../harness/catalog';
-import type { TaskDetail, TaskState } from '../../src/core/models';
 
 let db: BgtaskDb;
-const clients: Client[] = [];
-const pools: Pool[] = [];
-
 before(async () => {
   db = await startBgtaskDb();
 });
-after(async () => {
-  for (const c of clients) await c.end().catch(() => undefined); // some were ended by the test itself
-  for (const p of pools) await p.end();
-  await db?.close();
-});
-
-async function connect(role: 'postgres' | 'alice', database: string): Promise<Client> {
-  const c = await db.client(role, database);
-  clients.push(c);
-  return c;
-}
-
-function tasksIn(role: 'postgres' | 'alice', database: string): TaskClient {
-  const p = new Pool({ ...db.server.connectionConfig(role, db.password(role), database), max: 2 });
-  pools.push(p);
-  return new TaskClient(p);
-}
+after(async () => db?.close());
 
 let dbCount = 0;
 /** A new database with only migration 1 applied, as a DBA's psql -f of the first file would leave it. */
 async function versionOneDatabase(): Promise<{ name: string; su: Client }> {
   const name = `upg_${++dbCount}`;
   await db.server.createDatabase(name);
-  const su = await connect('postgres', name);
+  const su = await db.client('postgres', name);
   await su.query(migrations[0].sql);
   await su.query('select bgtask.set_password($1)', [db.password('postgres')]);
   return { name, su };
 }
 
-async function waitFor(tasks: TaskClient, id: number, states: readonly TaskState[] = ['done', 'failed', 'cancelled', 'lost']): Promise<TaskDetail> {
-  let last: TaskDetail | undefined;
-  for (const deadline = Date.now() + 30_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 20))) {
-    last = await tasks.get(id);
-    if (last && states.includes(last.state)) return last;
-  }
-  throw new Error(`task #${id} did not reach ${states.join('/')} in time; last seen: ${JSON.stringify(last)}`);
-}
 
 /** Every task and step row, and what the result tables hold, as the superuser sees them. */
 async function taskRows(su: Client): Promise<unknown[]> {
@@ -74,24 +46,21 @@ async function taskRows(su: Client): Promise<unknown[]> {
 describe('upgrading a version-1 database', () => {
   test('tasks of every kind are kept; the running one still ends done and the queued one still runs', async () => {
     const { name, su } = await versionOneDatabase();
-    const alice = await connect('alice', name);
+    const alice = await db.client('alice', name);
     await alice.query('select bgtask.set_password($1)', [db.password('alice')]);
     await su.query(`insert into bgtask.role_settings (role_name, max_running) values ('alice', 1)`);
-    const tasks = tasksIn('alice', name);
+    const tasks = db.tasks('alice', name);
 
     const done = await tasks.submit('select 1 as one', { info: 'done before the upgrade' });
-    assert.equal((await waitFor(tasks, done)).state, 'done');
+    assert.equal((await waitForTask(tasks, done)).state, 'done');
     const failed = await tasks.submit('select 1/0', { info: 'failed before the upgrade' });
-    assert.equal((await waitFor(tasks, failed)).state, 'failed');
+    assert.equal((await waitForTask(tasks, failed)).state, 'failed');
     // The running task waits for a lock the test holds; the queued one waits for its only slot.
-    const holder = await connect('postgres', name);
+    const holder = await db.client('postgres', name);
     await holder.query('select pg_advisory_lock(4242)');
     const running = await tasks.submit([`do $$ begin perform pg_advisory_xact_lock(4242); end $$`, 'select 2 as two'], { info: 'running across the upgrade' });
-    for (const deadline = Date.now() + 10_000; ; await new Promise((r) => setTimeout(r, 10))) {
-      const waiting = await su.query(`select 1 from pg_stat_activity where application_name = $1 and wait_event = 'advisory'`, [`bgtask worker ${running}`]);
-      if (waiting.rowCount) break;
-      assert.ok(Date.now() < deadline, 'the running task\'s worker should wait for the lock');
-    }
+    await waitUntil('the running task\'s worker to wait for the lock', async () =>
+      (await su.query(`select 1 from pg_stat_activity where application_name = $1 and wait_event = 'advisory'`, [`bgtask worker ${running}`])).rowCount, 10_000);
     const queued = await tasks.submit('select 3 as three', { info: 'queued across the upgrade' });
     assert.equal((await tasks.get(queued))?.state, 'queued');
     assert.equal((await tasks.get(running))?.state, 'running');
@@ -105,17 +74,17 @@ describe('upgrading a version-1 database', () => {
       migrations.map((m) => m.version));
 
     await holder.query('select pg_advisory_unlock(4242)');
-    const r = await waitFor(tasks, running);
+    const r = await waitForTask(tasks, running);
     assert.equal(r.state, 'done', JSON.stringify(r.error));
     assert.deepEqual((await tasks.readResultPage(running, 2, 0, 10)).rows, [['2']]);
-    const q = await waitFor(tasks, queued);
+    const q = await waitForTask(tasks, queued);
     assert.equal(q.state, 'done', JSON.stringify(q.error));
     assert.deepEqual((await tasks.readResultPage(queued, 1, 0, 10)).rows, [['3']]);
     assert.deepEqual((await tasks.readResultPage(done, 1, 0, 10)).rows, [['1']], 'results from before the upgrade are readable');
     assert.equal((await tasks.get(failed))?.error?.sqlstate, '22012');
     // The password alice stored before the upgrade still works, and the new function is there.
     const after = await tasks.submit('select current_user::text as who');
-    assert.equal((await waitFor(tasks, after)).state, 'done');
+    assert.equal((await waitForTask(tasks, after)).state, 'done');
     assert.equal((await alice.query(`select to_regprocedure('bgtask.use_scram_passthrough()') is not null as ok`)).rows[0].ok, true);
   });
 
@@ -134,22 +103,19 @@ describe('upgrading a version-1 database', () => {
       await su.query('rollback'); // the file's BEGIN is left open by its failed statement, as in psql
     }
     assert.deepEqual(await schemaFingerprint(su), once, 'a second application changed something');
-    const tasks = tasksIn('postgres', name);
-    assert.equal((await waitFor(tasks, await tasks.submit('select 1'))).state, 'done');
+    const tasks = db.tasks('postgres', name);
+    assert.equal((await waitForTask(tasks, await tasks.submit('select 1'))).state, 'done');
   });
 
   test('two installers at once on two connections: each version once, every object there, tasks run', async () => {
     const { name, su: a } = await versionOneDatabase();
-    const b = await connect('postgres', name);
+    const b = await db.client('postgres', name);
     // Both installers read version 1 and wait inside the file for its lock, which the holder has.
-    const holder = await connect('postgres', name);
+    const holder = await db.client('postgres', name);
     await holder.query('select pg_advisory_lock(1650947169, 0)');
     const both = Promise.all([installSchema(a), installSchema(b)]);
-    for (const deadline = Date.now() + 10_000; ; await new Promise((r) => setTimeout(r, 10))) {
-      const n = (await holder.query(`select count(*)::int as n from pg_stat_activity where datname = $1 and wait_event = 'advisory'`, [name])).rows[0].n;
-      if (n >= 2) break;
-      assert.ok(Date.now() < deadline, 'both installers should be waiting for the lock');
-    }
+    await waitUntil('both installers to wait for the lock', async () =>
+      (await holder.query(`select count(*)::int as n from pg_stat_activity where datname = $1 and wait_event = 'advisory'`, [name])).rows[0].n >= 2, 10_000);
     await holder.query('select pg_advisory_unlock(1650947169, 0)');
     const results = await both;
     for (const r of results) assert.deepEqual([r.from, r.to], [1, latestVersion]);
@@ -159,8 +125,8 @@ describe('upgrading a version-1 database', () => {
     await installSchema(single.su);
     assert.deepEqual((await schemaFingerprint(a)).filter((l) => !l.startsWith('version') && !l.startsWith('server')),
       (await schemaFingerprint(single.su)).filter((l) => !l.startsWith('version') && !l.startsWith('server')), 'not what one installer makes');
-    const tasks = tasksIn('postgres', name);
-    assert.equal((await waitFor(tasks, await tasks.submit('select 1'))).state, 'done');
+    const tasks = db.tasks('postgres', name);
+    assert.equal((await waitForTask(tasks, await tasks.submit('select 1'))).state, 'done');
   });
 
   test('an installer that read the version before another one finished goes on instead of failing', async () => {
@@ -168,8 +134,8 @@ describe('upgrading a version-1 database', () => {
     // the schema at the newest version and refuses ("already at version N"). b must read again and skip.
     const name = `upg_race_${++dbCount}`;
     await db.server.createDatabase(name);
-    const a = await connect('postgres', name);
-    const b = await connect('postgres', name);
+    const a = await db.client('postgres', name);
+    const b = await db.client('postgres', name);
     const query = b.query.bind(b) as (...args: unknown[]) => Promise<unknown>;
     let raced = false;
     (b as unknown as { query: (...args: unknown[]) => Promise<unknown> }).query = async (...args: unknown[]) => {
@@ -210,7 +176,7 @@ describe('upgrading a version-1 database', () => {
 
   test('a role on a database older than its client gets schemaTooOld with what to run; tasks still work there', async () => {
     const { name, su } = await versionOneDatabase();
-    const alice = await connect('alice', name);
+    const alice = await db.client('alice', name);
     await alice.query('select bgtask.set_password($1)', [db.password('alice')]);
     const status = await schemaStatus(alice);
     assert.deepEqual([status.state, status.installedVersion, status.latestVersion, status.isSuperuser], ['outdated', 1, latestVersion, false]);
@@ -226,7 +192,7 @@ describe('upgrading a version-1 database', () => {
     assert.equal(schemaProblem({ ...status, state: 'missing', installedVersion: 0 })?.reason, 'noSchema');
     // What a version-1 database lacks fails as a missing function; what it has keeps working.
     await assert.rejects(alice.query('select bgtask.use_scram_passthrough()'), (e: Error & { code?: string }) => e.code === '42883');
-    const tasks = tasksIn('alice', name);
-    assert.equal((await waitFor(tasks, await tasks.submit('select 1'))).state, 'done');
+    const tasks = db.tasks('alice', name);
+    assert.equal((await waitForTask(tasks, await tasks.submit('select 1'))).state, 'done');
   });
 });

@@ -19,16 +19,16 @@ export interface BgtaskDb {
   server: PgServer;
   database: string;
   password(role: Role): string;
-  /** A pool for a role (closed by close()). */
-  pool(role: Role): Pool;
-  /** A TaskClient for a role. */
-  tasks(role: Role): TaskClient;
-  /** A fresh unpooled client for a role; the caller ends it. */
+  /** A pool for a role, in the test database or another one of the server (closed by close()). */
+  pool(role: Role, database?: string): Pool;
+  /** A TaskClient for a role, over its pool. */
+  tasks(role: Role, database?: string): TaskClient;
+  /** A fresh unpooled client for a role; the caller may end it, close() ends it if it did not. */
   client(role: Role, database?: string): Promise<Client>;
   /** Runs SQL as the superuser in the test database. */
   sql<T = any>(text: string, values?: unknown[]): Promise<T[]>;
   /** Waits until the task has ended (or reached one of `states`), polling its row; fails after timeoutMs. */
-  waitFor(id: number, opts?: { role?: Role; states?: readonly TaskState[]; timeoutMs?: number }): Promise<TaskDetail>;
+  waitFor(id: number, opts?: { role?: Role; database?: string; states?: readonly TaskState[]; timeoutMs?: number }): Promise<TaskDetail>;
   close(): Promise<void>;
 }
 
@@ -42,7 +42,8 @@ export async function startBgtaskDb(opts: { settings?: Record<string, string> } 
     bob: crypto.randomBytes(12).toString('base64url'),
     carol: crypto.randomBytes(12).toString('base64url'),
   };
-  const pools = new Map<Role, Pool>();
+  const pools = new Map<string, Pool>();
+  const clients: Client[] = [];
   try {
     for (const r of ['alice', 'bob', 'carol'] as const) await server.createRole(r, passwords[r]);
     await server.query('create role app_owner nologin');
@@ -67,13 +68,13 @@ export async function startBgtaskDb(opts: { settings?: Record<string, string> } 
     await server.stop();
     throw e;
   }
-  const pool = (role: Role) => {
-    let p = pools.get(role);
+  const pool = (role: Role, dbName = database) => {
+    let p = pools.get(`${role}@${dbName}`);
     if (!p) {
-      p = new Pool({ ...server.connectionConfig(role, passwords[role], database), max: 4 });
+      p = new Pool({ ...server.connectionConfig(role, passwords[role], dbName), max: 4 });
       // An idle pooled client dies with the server on restart(); without a listener pg would crash the run.
       p.on('error', () => undefined);
-      pools.set(role, p);
+      pools.set(`${role}@${dbName}`, p);
     }
     return p;
   };
@@ -82,33 +83,37 @@ export async function startBgtaskDb(opts: { settings?: Record<string, string> } 
     database,
     password: (role) => passwords[role],
     pool,
-    tasks: (role) => new TaskClient(pool(role)),
+    tasks: (role, dbName) => new TaskClient(pool(role, dbName)),
     async client(role, dbName = database) {
       const c = new Client(server.connectionConfig(role, passwords[role], dbName));
       await c.connect();
+      clients.push(c);
       return c;
     },
     async sql(text, values) {
       return (await pool('postgres').query(text, values)).rows;
     },
-    async waitFor(id, o = {}) {
-      const states = o.states ?? FINISHED_STATES;
-      const deadline = Date.now() + (o.timeoutMs ?? 30_000);
-      const client = db.tasks(o.role ?? 'postgres');
-      let last: TaskDetail | undefined;
-      let nap = 5;
-      while (Date.now() < deadline) {
-        last = await client.get(id);
-        if (last && states.includes(last.state)) return last;
-        await new Promise((r) => setTimeout(r, nap));
-        nap = Math.min(nap * 2, 100);
-      }
-      throw new Error(`task #${id} did not reach ${states.join('/')} in time; last seen: ${JSON.stringify(last)}`);
-    },
+    waitFor: (id, o = {}) => waitForTask(db.tasks(o.role ?? 'postgres', o.database), id, o),
     async close() {
+      for (const c of clients) await c.end().catch(() => undefined);   // ending an ended client is a no-op
       for (const p of pools.values()) await p.end();
       await server.stop();
     },
   };
   return db;
+}
+
+/** Waits until the task has ended (or reached one of `states`), reading it through `tasks`; fails after timeoutMs. */
+export async function waitForTask(tasks: TaskClient, id: number, o: { states?: readonly TaskState[]; timeoutMs?: number } = {}): Promise<TaskDetail> {
+  const states = o.states ?? FINISHED_STATES;
+  const deadline = Date.now() + (o.timeoutMs ?? 30_000);
+  let last: TaskDetail | undefined;
+  let nap = 5;
+  while (Date.now() < deadline) {
+    last = await tasks.get(id);
+    if (last && states.includes(last.state)) return last;
+    await new Promise((r) => setTimeout(r, nap));
+    nap = Math.min(nap * 2, 100);
+  }
+  throw new Error(`task #${id} did not reach ${states.join('/')} in time; last seen: ${JSON.stringify(last)}`);
 }
