@@ -19,7 +19,8 @@
 --     free-slot count reads the server's backend list once instead of once per running task, and is planned once
 --     per session; an ending supervisor with no queued task to start no longer counts at all.
 -- Now that a submit launches outside the lock, the free-slot count reads the reservations, the backends and the
--- rows in that order, the order a task passes through them (_free_slots, below).
+-- rows in that order, the order a task passes through them, and counts each task once; it no longer reads
+-- backends' query text, which a NOLOGIN owner may not see (_free_slots, below).
 -- A task that had just ended could be shown as lost for a moment (_backend_alive, below).
 -- It also fixes the recorded backend_start of tasks run as another role (SET ROLE to a NOLOGIN owner): the
 -- owner may not see its login role's backends, so supervisor_start and worker_start were stored as NULL, and
@@ -155,39 +156,42 @@ $$;
 CREATE OR REPLACE FUNCTION bgtask._reservation_class(p_owner name) RETURNS integer
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$ SELECT hashtext('bgtask slot ' || p_owner) $$;
 
--- How many more tasks of a role may start now (see 000001): its limit, less its running tasks (unless provably
--- lost), its queued tasks whose supervisor is on its way (`pending`), supervisors launched by submits that have
--- not committed yet, and reservations of submits that are logging their supervisor in (_submit). Only backends
--- of this session user count as ours, so another role cannot hold up the queue by naming its sessions like ours
--- or by taking the same advisory locks.
--- The caller holds the role's lock, so no other decision is taken meanwhile, but a submit that decided earlier
--- goes on: it names its supervisor (reservation → launching) and commits (launching → queued), a claim commits
--- (queued → running). Each stage is seen in another place — pg_locks, the backend list, the table — so they are
--- read in the order a task passes through them: the locks, then the backends, then the rows (a statement of its
--- own, whose snapshot is taken after the backend list). A task that moves on between two reads is then found
--- in the later one. Read in one statement, the rows came first and the locks last, and a submit that named its
--- supervisor and committed in between was seen nowhere: a burst of 50 submits launched a fifth supervisor for
--- 4 slots now and then (CI saw it; a 10 ms pause before the lock read made it happen every run).
--- Each query is planned once per session (force_generic_plan): planned afresh on each call, as PostgreSQL does
--- by default for the first five calls with parameters, the count cost 0.9 ms a call instead of 0.35 ms.
+-- How many more tasks of a role may start now (see 000001): its limit, less the tasks that hold a slot or are
+-- on their way to one. A task launched at submit passes through three places where it is seen:
+--   1. the reservation, an advisory lock its submit holds from the decision until it commits or rolls back
+--      (_submit), whether or not its supervisor is there yet;
+--   2. its row, once committed: queued, with its supervisor there (named `bgtask supervisor <id>`) — `pending`;
+--   3. its row running, with the supervisor that claimed it still alive (_backend_alive's test).
+-- A task launched by _start_queued or _launch_at_commit starts at 2: its launcher holds the role's lock until
+-- its row and its named supervisor are both visible. Each task counts once, by its key, whichever places it
+-- is seen in. The caller holds the role's lock, so no other decision is taken meanwhile, but a launch decided
+-- earlier goes on, so the three places are read in the order a task passes through them: the locks, then the
+-- backends, then the rows (a statement of its own, whose snapshot is taken after the backend list). A task that
+-- moves on between two reads is then seen in the earlier place or the later one. Read in one statement, the rows
+-- came first and the locks last, and a submit that named its supervisor and committed in between was seen
+-- nowhere: a burst of 50 submits launched a fifth supervisor for 4 slots now and then (CI saw it; a 10 ms pause
+-- before the lock read made it happen every run). Supervisors of uncommitted submits used to be recognised by
+-- their query text instead of the reservation, which a NOLOGIN owner (SET ROLE) may not read.
+-- Only backends and locks of this session user count as ours, so another role cannot hold up the queue by naming
+-- its sessions like ours or by taking the same advisory locks. Each query is planned once per session
+-- (force_generic_plan): planned afresh on each call, as PostgreSQL does by default for the first five calls with
+-- parameters, the count cost 0.9 ms a call instead of 0.35 ms.
 CREATE OR REPLACE FUNCTION bgtask._free_slots(p_owner name, OUT free integer, OUT pending bigint[])
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
   v_db oid := (SELECT oid FROM pg_database WHERE datname = current_database());
   v_me oid := (SELECT r.oid FROM pg_roles r WHERE r.rolname = session_user);   -- not to_regrole(), which folds case
   v_lock_pids integer[];      -- reservations: the submits' pids and their tasks' keys
-  v_lock_keys bigint[];
+  v_lock_keys integer[];
+  v_reserved integer[];       -- the keys of those held by our backends
   v_pids integer[];           -- every backend, and its start
   v_starts timestamptz[];
   v_mine integer[];           -- this session user's backends in this database
   v_named bigint[];           -- tasks whose supervisor is there (ours)
-  v_launching bigint[];       -- ours, on their way from a submit's _launch (the task, or NULL if not named yet)
-  v_unseen integer;
-  v_reserved integer;
-  v_running integer;
+  v_taken integer;
 BEGIN
-  -- 1. Reservations (_submit holds them from its decision to its end).
-  SELECT coalesce(array_agg(l.pid), '{}'), coalesce(array_agg(l.objid::bigint), '{}') INTO v_lock_pids, v_lock_keys
+  -- 1. Reservations.
+  SELECT coalesce(array_agg(l.pid), '{}'), coalesce(array_agg(l.objid::bigint::integer), '{}') INTO v_lock_pids, v_lock_keys
   FROM pg_locks l
   WHERE l.locktype = 'advisory' AND l.database = v_db AND l.objsubid = 2 AND l.granted
     AND l.classid = bgtask._reservation_class(p_owner)::oid;
@@ -196,33 +200,30 @@ BEGIN
   PERFORM pg_stat_clear_snapshot();
   SELECT coalesce(array_agg(b.pid), '{}'), coalesce(array_agg(b.backend_start), '{}'),
          coalesce(array_agg(b.pid) FILTER (WHERE b.mine), '{}'),
-         coalesce(array_agg(b.task) FILTER (WHERE b.mine AND b.task IS NOT NULL), '{}'),
-         coalesce(array_agg(b.task) FILTER (WHERE b.mine AND b.launching), '{}')
-  INTO v_pids, v_starts, v_mine, v_named, v_launching
+         coalesce(array_agg(b.task) FILTER (WHERE b.mine AND b.task IS NOT NULL), '{}')
+  INTO v_pids, v_starts, v_mine, v_named
   FROM (SELECT a.pid, a.backend_start, a.usesysid = v_me AND a.datid = v_db AS mine,
-               CASE WHEN a.application_name ~ '^bgtask supervisor \d+$' THEN substring(a.application_name from '\d+$')::bigint END AS task,
-               coalesce(a.query ~ '^(select pg_catalog\.json_build_object\(|CALL bgtask\.supervise\()'
-                        AND right(a.query, length(quote_literal(p_owner)) + 1) = quote_literal(p_owner) || ')', false) AS launching
+               CASE WHEN a.application_name ~ '^bgtask supervisor \d+$' THEN substring(a.application_name from '\d+$')::bigint END AS task
         FROM pg_stat_get_activity(NULL) AS a
         WHERE a.pid IS NOT NULL) AS b;
+  SELECT coalesce(array_agg(l.key), '{}') INTO v_reserved
+  FROM unnest(v_lock_pids, v_lock_keys) AS l(pid, key) WHERE l.pid = ANY (v_mine);
   -- 3. The rows, in a snapshot taken after the backend list.
   SELECT
-    -- Queued tasks whose supervisor is on its way.
+    -- Queued tasks whose supervisor is there, or whose submit reserved a slot for them.
     (SELECT coalesce(array_agg(t.id), '{}') FROM bgtask.tbl_task t
-     WHERE t.owner = p_owner AND t.state = 'queued' AND t.id = ANY (v_named)),
-    -- Supervisors launched by submits of this owner that have not committed yet: their rows are invisible here,
-    -- their backends are not (named by the query _launch sends them, which ends with the owner, then the CALL).
-    (SELECT count(*) FROM unnest(v_launching) AS x(task)
-     WHERE x.task IS NULL OR NOT EXISTS (SELECT FROM bgtask.tbl_task t WHERE t.id = x.task)),
-    -- Submits that decided to launch and are logging their supervisor in (not named yet).
-    (SELECT count(*) FROM unnest(v_lock_pids, v_lock_keys) AS l(pid, key)
-     WHERE l.pid = ANY (v_mine)
-       AND NOT EXISTS (SELECT FROM unnest(v_named) AS n(task) WHERE bgtask._task_key(n.task) = l.key)),
-    -- Running, unless provably lost: the recorded backend is gone or another one has its pid (_backend_alive).
-    (SELECT count(*) FROM bgtask.tbl_task t JOIN unnest(v_pids, v_starts) AS b(pid, backend_start) ON b.pid = t.supervisor_pid
-     WHERE t.owner = p_owner AND t.state = 'running' AND (b.backend_start = t.supervisor_start) IS NOT false)
-  INTO pending, v_unseen, v_reserved, v_running;
-  free := bgtask._max_running(p_owner) - cardinality(pending) - v_unseen - v_reserved - v_running;
+     WHERE t.owner = p_owner AND t.state = 'queued' AND (t.id = ANY (v_named) OR bgtask._task_key(t.id) = ANY (v_reserved))),
+    (SELECT count(DISTINCT k) FROM (
+       SELECT unnest(v_reserved) AS k
+       UNION ALL
+       SELECT bgtask._task_key(t.id) FROM bgtask.tbl_task t
+       WHERE t.owner = p_owner AND t.state = 'queued' AND t.id = ANY (v_named)
+       UNION ALL
+       -- Running, unless provably lost: the recorded backend is gone or another one has its pid (_backend_alive).
+       SELECT bgtask._task_key(t.id) FROM bgtask.tbl_task t JOIN unnest(v_pids, v_starts) AS b(pid, backend_start) ON b.pid = t.supervisor_pid
+       WHERE t.owner = p_owner AND t.state = 'running' AND (b.backend_start = t.supervisor_start) IS NOT false) AS x)
+  INTO pending, v_taken;
+  free := bgtask._max_running(p_owner) - v_taken;
 END
 $$;
 

@@ -120,8 +120,8 @@ describe('the per-role limit', () => {
       const first = await submitAs('bob', 'select pg_sleep(1)');
       await workerSleeping(first);
       const queued = [await submitAs('bob', 'select pg_sleep(0.2)'), await submitAs('bob', 'select pg_sleep(0.2)'), await submitAs('bob', 'select pg_sleep(0.2)')];
-      // Once the supervisors launched at submit have found no free slot and left, the queued hold nothing.
-      await waitUntil('the queued tasks\' launch supervisors to leave', async () => (await bgtaskBackends()) === 2, 5_000);
+      // The queued hold no backend: only the first task's supervisor and worker are there.
+      await waitUntil('only the running task\'s two backends', async () => (await bgtaskBackends()) === 2, 5_000);
       const states = await db.sql(`select id, state from bgtask.tbl_task where id = any($1) order by id`, [queued]);
       assert.deepEqual(states.map((r) => r.state), ['queued', 'queued', 'queued']);
       for (const id of queued) {
@@ -165,6 +165,31 @@ describe('the per-role limit', () => {
     } finally {
       await c.end();
       await db.sql(`delete from bgtask.role_settings where role_name = 'Zoë Ops'`);
+    }
+  });
+
+  test('a NOLOGIN owner (SET ROLE) counts a supervisor on its way from another session\'s open transaction (limit 1)', async () => {
+    // app_owner may not read the query text of alice's backends: the supervisor of an uncommitted submit is
+    // counted by its submit's reservation, not by what it is running.
+    await db.sql(`insert into bgtask.role_settings values ('app_owner', 1)`);
+    const [c1, c2] = [await connect('alice'), await connect('alice')];
+    try {
+      await c2.query('set role app_owner');
+      await c1.query('begin');
+      await c1.query('set local role app_owner');
+      const first = await submitWith(c1, 'select pg_sleep(0.2)');
+      await waitUntil(`the supervisor of #${first} to be there`, async () => backendOf('supervisor', first));
+      const second = await submitWith(c2, 'select pg_sleep(0.2)');
+      assert.equal(await backendOf('supervisor', second), undefined, 'no supervisor launched for the task that must wait');
+      await c1.query('commit');
+      const ended = [await db.waitFor(first), await db.waitFor(second)];
+      assert.deepEqual(ended.map((t) => [t.owner, t.state]), [['app_owner', 'done'], ['app_owner', 'done']]);
+      assert.ok(ended[1].startTime!.getTime() >= ended[0].endTime!.getTime(), 'one at a time');
+      await noBgtaskBackends();
+    } finally {
+      await c1.end();
+      await c2.end();
+      await db.sql(`delete from bgtask.role_settings where role_name = 'app_owner'`);
     }
   });
 });
