@@ -22,6 +22,9 @@
 -- rows in that order, the order a task passes through them, and counts each task once; it no longer reads
 -- backends' query text, which a NOLOGIN owner may not see (_free_slots, below).
 -- A task that had just ended could be shown as lost for a moment (_backend_alive, below).
+-- A login the server refuses (a role's or the database's connection limit, max_connections, pg_hba.conf, NOLOGIN)
+-- is reported as that, with what to do, instead of as an unreachable loopback server; a task whose worker could
+-- not log in marks its steps skipped instead of leaving them pending.
 -- It also fixes the recorded backend_start of tasks run as another role (SET ROLE to a NOLOGIN owner): the
 -- owner may not see its login role's backends, so supervisor_start and worker_start were stored as NULL, and
 -- such a task could not be told from an unrelated backend that later got the same pid.
@@ -114,6 +117,30 @@ BEGIN
     RAISE EXCEPTION 'the server let the loopback connection in without asking for a password, which dblink refuses for ordinary roles'
       USING ERRCODE = 'insufficient_privilege', DETAIL = coalesce(p_detail, p_message),
             HINT = 'Make pg_hba.conf require scram-sha-256 (or md5) for host 127.0.0.1 and this database, then reload.';
+  END IF;
+  -- The server refused the login itself (libpq's FATAL is in the detail): say which limit or rule, and what to do.
+  IF v_detail ILIKE '%too many connections for role%' THEN
+    RAISE EXCEPTION 'role % has reached its connection limit (%), and a task needs two connections of its own', session_user,
+                    (SELECT r.rolconnlimit FROM pg_roles r WHERE r.rolname = session_user)
+      USING ERRCODE = 'too_many_connections', DETAIL = v_detail,
+            HINT = format('Each running task holds two connections of role %s (its supervisor and its worker). Raise the limit (ALTER ROLE %I CONNECTION LIMIT …), '
+                          'or let fewer of its tasks run at once: insert into bgtask.role_settings values (%L, 1).', session_user, session_user, current_user);
+  ELSIF v_detail ILIKE '%too many connections for database%' THEN
+    RAISE EXCEPTION 'database % has reached its connection limit, and a task needs two connections of its own', current_database()
+      USING ERRCODE = 'too_many_connections', DETAIL = v_detail,
+            HINT = format('Each running task holds two connections. Raise the limit (ALTER DATABASE %I CONNECTION LIMIT …), or lower bgtask''s max_running_per_role.', current_database());
+  ELSIF v_detail ILIKE '%too many clients already%' OR v_detail ILIKE '%remaining connection slots are reserved%' THEN
+    RAISE EXCEPTION 'the server has no connection slot left for a task (max_connections)'
+      USING ERRCODE = 'too_many_connections', DETAIL = v_detail,
+            HINT = 'Each running task holds two connections. Raise max_connections (a restart), or lower bgtask''s max_running_per_role; a queued task starts when a slot frees up.';
+  ELSIF v_detail ILIKE '%no pg_hba.conf entry%' THEN
+    RAISE EXCEPTION 'pg_hba.conf has no entry for the loopback connection of role % (host 127.0.0.1, database %)', session_user, current_database()
+      USING ERRCODE = 'invalid_authorization_specification', DETAIL = v_detail,
+            HINT = 'Add a line such as: host  <this database>  <the role or all>  127.0.0.1/32  scram-sha-256 — then reload (select pg_reload_conf()).';
+  ELSIF v_detail ILIKE '%is not permitted to log in%' THEN
+    RAISE EXCEPTION 'role % may not log in, and a task logs in as the role that submits it', session_user
+      USING ERRCODE = 'invalid_authorization_specification', DETAIL = v_detail,
+            HINT = 'Submit from a role with LOGIN (SET ROLE to a NOLOGIN owner is fine: the task runs as that owner).';
   END IF;
   IF p_state IN ('08001', '28000', '28P01', '42501', 'HV000', '42710', '2F003') THEN
     RAISE EXCEPTION 'could not open the loopback connection for background tasks: %', p_message
@@ -489,6 +516,8 @@ BEGIN
     v_state := CASE WHEN e_state = '57014' THEN 'cancelled' ELSE 'failed' END;
     v_error := bgtask._error_json(e_state, e_msg, e_detail, e_hint, e_ctx, NULL, NULL);
     v_reason := 'could not start the worker connection';
+    -- None of its steps ran: say so, rather than leave them pending for good.
+    UPDATE bgtask.tbl_task_step SET state = 'skipped' WHERE task_id = p_id AND state = 'pending';
   END;
   -- No COMMIT here: the first step commits its start, and with it the worker's pid.
 

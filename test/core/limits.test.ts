@@ -195,6 +195,30 @@ describe('the per-role limit', () => {
 });
 
 describe('failures are recorded and nothing stays running', () => {
+  test('the worker cannot log in (the role\'s connection limit): failed with the server\'s reason, its steps skipped', async () => {
+    // dora may hold 2 connections: her own session and the supervisor; the worker is the third.
+    const pw = 'do-' + Math.random().toString(36).slice(2);
+    await db.server.createRole('dora', pw, 'CONNECTION LIMIT 2');
+    await db.sql('grant bgtask_user to dora');
+    const c = new Client(db.server.connectionConfig('dora', pw, db.database));
+    await c.connect();
+    try {
+      await c.query('select bgtask.set_password($1)', [pw]);
+      const id = await submitWith(c, ['select 1', 'select 2']);
+      const t = await db.waitFor(id);
+      assert.equal(t.state, 'failed');
+      assert.equal(t.exitReason, 'could not start the worker connection');
+      assert.equal(t.error?.sqlstate, '53300', JSON.stringify(t.error));
+      assert.equal(t.error?.message, 'role dora has reached its connection limit (2), and a task needs two connections of its own');
+      assert.match(t.error?.detail ?? '', /too many connections for role "dora"/);
+      assert.match(t.error?.hint ?? '', /ALTER ROLE dora CONNECTION LIMIT/);
+      assert.deepEqual(t.steps.map((st) => st.state), ['skipped', 'skipped'], 'no step ran, and none is left pending');
+      await noBgtaskBackends();
+    } finally {
+      await c.end();
+    }
+  });
+
   test('a killed supervisor: lost at once in list_tasks, lost after reap(), its worker stopped, the queue drains', async () => {
     const victim = await submitAs('alice', 'select pg_sleep(60)');
     await workerSleeping(victim);
