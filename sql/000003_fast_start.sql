@@ -1,4 +1,5 @@
--- bgtask 000003: a task starts sooner, and a burst of submits no longer queues behind one lock.
+-- bgtask 000003: a task starts sooner, a burst of submits no longer queues behind one lock, and a task runs only
+-- under the login that submitted it.
 --
 -- Apply as a superuser (or the managed service's admin role) with plain psql, after 000002:
 --   psql -v ON_ERROR_STOP=1 -d yourdb -f sql/000003_fast_start.sql
@@ -22,6 +23,14 @@
 -- rows in that order, the order a task passes through them, and counts each task once; it no longer reads
 -- backends' query text, which a NOLOGIN owner may not see (_free_slots, below).
 -- A task that had just ended could be shown as lost for a moment (_backend_alive, below).
+-- A task runs only under the login that submitted it. Members of a shared NOLOGIN owner role (SET ROLE) used to
+-- run each other's queued tasks with their own login (a finishing supervisor started the role's next task,
+-- whoever submitted it), and could edit the SQL of each other's queued tasks, as an admin could anyone's: a task's
+-- SQL may RESET ROLE, so that ran with another login's rights. Now _claim refuses another login's task,
+-- _start_queued starts only its own login's, reap() starts the caller's queued tasks of every role it acts as,
+-- and what a task runs (SQL, steps, settings, options, who submitted it) can no longer be changed once submitted
+-- (column privileges; new rows only in one's own name). A user mapping that logs in as another role (one for
+-- PUBLIC) is refused at launch and at the worker's login.
 -- A login the server refuses (a role's or the database's connection limit, max_connections, pg_hba.conf, NOLOGIN)
 -- is reported as that, with what to do, instead of as an unreachable loopback server; a task whose worker could
 -- not log in marks its steps skipped instead of leaving them pending.
@@ -174,6 +183,63 @@ BEGIN
   IF v_role <> 'none' AND current_setting('role') IS DISTINCT FROM v_role THEN
     PERFORM set_config('role', v_role, true);
   END IF;
+END
+$$;
+
+-- A loopback connection logs in with a user mapping of bgtask_loopback: the session user's own, or a PUBLIC one.
+-- One that logs in as another role would run tasks with that role's rights (a task's SQL may RESET ROLE), so the
+-- supervisor's login and the worker's are compared with the session user's, and a mismatch is refused with this.
+CREATE OR REPLACE FUNCTION bgtask._wrong_login(p_login text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  RAISE EXCEPTION 'the loopback connection of role % logged in as %, and a task must run with the rights of the role that submits it', session_user, coalesce(p_login, 'nobody')
+    USING ERRCODE = 'invalid_authorization_specification',
+          DETAIL = 'Server bgtask_loopback has no user mapping of this role''s own, and the one it used (for PUBLIC, most likely) names another user.',
+          HINT = format('Connected as %s, run select bgtask.set_password(''…''): the role''s own mapping takes precedence. '
+                        'A superuser should also drop the other mapping (DROP USER MAPPING FOR PUBLIC SERVER bgtask_loopback).', session_user);
+END
+$$;
+
+-- Starts a supervisor backend for a task (see 000001), and refuses a link that logged in as another role.
+CREATE OR REPLACE FUNCTION bgtask._launch(p_id bigint, p_token text, p_owner name) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v_link text := format('bgtask_launch_%s_%s', p_id, pg_backend_pid());
+  v_role text := current_setting('role');
+  r jsonb;
+BEGIN
+  PERFORM bgtask._connect(v_link);
+  -- The caller's role, whatever _connect (or a later migration's version of it) did to log in: see _connect.
+  IF v_role <> 'none' AND current_setting('role') IS DISTINCT FROM v_role THEN
+    PERFORM set_config('role', v_role, true);
+  END IF;
+  BEGIN
+    -- Every name is qualified (the new session has the role's own search_path), and the same query names the
+    -- backend, so that _free_slots sees this task's supervisor is there.
+    r := bgtask._dblink_value(v_link, format(
+      'select pg_catalog.json_build_object(''db'', pg_catalog.current_database(), ''port'', pg_catalog.current_setting(''port''),
+                                           ''started'', pg_catalog.pg_postmaster_start_time(), ''login'', session_user,
+                                           ''name'', pg_catalog.set_config(''application_name'', %L, false),
+                                           ''owner'', %L)',
+      format('bgtask supervisor %s', p_id), p_owner))::jsonb;
+    IF r ->> 'db' IS DISTINCT FROM current_database() OR r ->> 'port' IS DISTINCT FROM current_setting('port')
+       OR (r ->> 'started')::timestamptz IS DISTINCT FROM pg_postmaster_start_time() THEN
+      RAISE EXCEPTION 'the loopback server bgtask_loopback reaches database % on port %, not this database % on port %',
+                      r ->> 'db', r ->> 'port', current_database(), current_setting('port')
+        USING ERRCODE = 'object_not_in_prerequisite_state',
+              DETAIL = 'This database was probably cloned from a template, renamed or restored under another name, or the port changed.',
+              HINT = 'The owner of server bgtask_loopback (a superuser) should run: select bgtask.repair_loopback();';
+    END IF;
+    IF r ->> 'login' IS DISTINCT FROM session_user THEN
+      PERFORM bgtask._wrong_login(r ->> 'login');
+    END IF;
+    PERFORM bgtask._dblink_send_query(v_link, format('CALL bgtask.supervise(%s, %L, %L)', p_id, p_token, p_owner));
+    PERFORM bgtask._dblink_disconnect(v_link);
+  EXCEPTION WHEN query_canceled OR OTHERS THEN
+    -- A named dblink connection survives ROLLBACK: close it on every failure path.
+    PERFORM bgtask._disconnect(v_link);
+    RAISE;
+  END;
 END
 $$;
 
@@ -395,6 +461,12 @@ BEGIN
     PERFORM set_config('application_name', format('bgtask supervisor %s: cancelled, leaving', p_id), false);
     RETURN 'cancelled';
   END IF;
+  -- A task runs only under the login that submitted it: members of a shared owner role may not run each other's
+  -- SQL with their own login's rights. (_start_queued launches only its own login's tasks; this is the guard.)
+  IF t.login_role <> session_user THEN
+    PERFORM set_config('application_name', format('bgtask supervisor %s: submitted by another login, leaving', p_id), false);
+    RETURN 'queued';
+  END IF;
   PERFORM pg_stat_clear_snapshot();
   SELECT count(*) INTO v_running
   FROM bgtask.tbl_task x
@@ -406,8 +478,7 @@ BEGIN
     RETURN 'queued';
   END IF;
   UPDATE bgtask.tbl_task
-  SET state = 'running', start_time = clock_timestamp(), login_role = session_user,
-      supervisor_pid = pg_backend_pid(), supervisor_start = p_start
+  SET state = 'running', start_time = clock_timestamp(), supervisor_pid = pg_backend_pid(), supervisor_start = p_start
   WHERE id = p_id;
   RETURN 'run';
 END
@@ -426,7 +497,7 @@ $$;
 CREATE OR REPLACE FUNCTION bgtask._worker_setup_sql(p_task bgtask.tbl_task) RETURNS text
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
   -- The worker logs in with the role's own search_path (ALTER ROLE … SET): every name is qualified.
-  SELECT 'SELECT pg_catalog.json_build_object(''pid'', pg_catalog.pg_backend_pid(), ''started'', '
+  SELECT 'SELECT pg_catalog.json_build_object(''pid'', pg_catalog.pg_backend_pid(), ''login'', session_user, ''started'', '
          || '(SELECT a.backend_start FROM pg_catalog.pg_stat_get_activity(pg_catalog.pg_backend_pid()) AS a), '
          || '''settings'', (SELECT pg_catalog.count(*) FROM (SELECT '
          || string_agg(format('pg_catalog.set_config(%L, %L, false)', k, v), ', ' ORDER BY ord) || ') AS s))'
@@ -508,6 +579,9 @@ BEGIN
       PERFORM set_config('role', p_owner, false);
     END IF;
     v_worker := bgtask._dblink_value(v_link, bgtask._worker_setup_sql(t))::jsonb;
+    IF v_worker ->> 'login' IS DISTINCT FROM session_user THEN
+      PERFORM bgtask._wrong_login(v_worker ->> 'login');
+    END IF;
     UPDATE bgtask.tbl_task SET worker_pid = (v_worker ->> 'pid')::integer, worker_start = (v_worker ->> 'started')::timestamptz
     WHERE id = p_id;
   EXCEPTION WHEN query_canceled OR OTHERS THEN
@@ -573,10 +647,12 @@ BEGIN
 END
 $$;
 
--- Starts the role's oldest queued tasks while it has free slots (see 000001). It returns at once when the role
--- has no task waiting, which is what nearly every ending supervisor finds: counting the free slots first cost a
--- fresh supervisor backend about 4 ms of CPU (the first call plans the count against pg_stat_activity and
--- pg_locks), a sixth of all it spent on a short task.
+-- Starts the role's oldest queued tasks while it has free slots (see 000001), those submitted by this login only:
+-- a task logs in with its submitter's credentials, which no other login has (members of a shared NOLOGIN owner
+-- role each start their own; reap() starts them for the roles a login may act as). It returns at once when the
+-- role has no task waiting, which is what nearly every ending supervisor finds: counting the free slots first
+-- cost a fresh supervisor backend about 4 ms of CPU (the first call plans the count against pg_stat_activity
+-- and pg_locks), a sixth of all it spent on a short task.
 CREATE OR REPLACE FUNCTION bgtask._start_queued(p_owner name) RETURNS integer
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -585,13 +661,15 @@ DECLARE
   q record;
 BEGIN
   IF p_owner <> current_user
-     OR NOT EXISTS (SELECT FROM bgtask.tbl_task WHERE owner = p_owner AND state = 'queued' AND NOT cancel_requested) THEN
+     OR NOT EXISTS (SELECT FROM bgtask.tbl_task
+                    WHERE owner = p_owner AND state = 'queued' AND NOT cancel_requested AND login_role = session_user) THEN
     RETURN 0;
   END IF;
   PERFORM pg_advisory_xact_lock(1650947170, hashtext(current_user));
   v_slots := bgtask._free_slots(p_owner);
   FOR q IN SELECT id, token FROM bgtask.tbl_task
-           WHERE owner = p_owner AND state = 'queued' AND NOT cancel_requested AND id <> ALL (v_slots.pending)
+           WHERE owner = p_owner AND state = 'queued' AND NOT cancel_requested AND login_role = session_user
+             AND id <> ALL (v_slots.pending)
            ORDER BY id LIMIT greatest(v_slots.free, 0) LOOP
     PERFORM bgtask._launch(q.id, q.token, p_owner);
     v_started := v_started + 1;
@@ -628,6 +706,74 @@ BEGIN
   RETURN false;
 END
 $$;
+
+-- Marks running tasks whose supervisor is gone as lost and stops their orphaned workers (see 000001); then starts
+-- the queued tasks this login submitted, for the current role and for every other role it may act as (SET ROLE
+-- to a NOLOGIN owner): only this login can start them, and the extension calls reap() once a minute, so a task
+-- of a shared owner role that waited behind another login's tasks starts within a minute of a free slot.
+CREATE OR REPLACE FUNCTION bgtask.reap() RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  t bgtask.tbl_task;
+  v_lost integer := 0;
+  v_role text := current_setting('role');
+  r record;
+BEGIN
+  FOR t IN SELECT * FROM bgtask.tbl_task WHERE state = 'running' ORDER BY id FOR UPDATE SKIP LOCKED LOOP
+    CONTINUE WHEN bgtask._backend_alive(t.supervisor_pid, t.supervisor_start) IS NOT false;
+    PERFORM bgtask._signal_backend(t, 'worker', true);
+    UPDATE bgtask.tbl_task
+    SET state = 'lost', end_time = clock_timestamp(),
+        exit_reason = format('the supervisor backend (pid %s) is gone: terminated, crashed or the server restarted', t.supervisor_pid)
+    WHERE id = t.id;
+    UPDATE bgtask.tbl_task_step SET state = CASE WHEN state = 'running' THEN 'failed' ELSE 'skipped' END
+    WHERE task_id = t.id AND state IN ('pending', 'running');
+    v_lost := v_lost + 1;
+  END LOOP;
+  IF pg_is_in_recovery() OR current_setting('transaction_read_only')::boolean THEN
+    RETURN v_lost;
+  END IF;
+  IF EXISTS (SELECT FROM bgtask.tbl_task WHERE owner = current_user AND state = 'queued' AND login_role = session_user) THEN
+    PERFORM bgtask._start_queued(current_user);
+  END IF;
+  FOR r IN SELECT g.rolname FROM pg_roles g
+           WHERE g.rolname <> current_user AND g.rolname <> session_user
+             AND pg_has_role(session_user, g.oid, 'MEMBER') AND pg_has_role(g.oid, 'bgtask_user', 'MEMBER')
+           ORDER BY g.rolname LOOP
+    BEGIN
+      PERFORM set_config('role', r.rolname, true);
+      IF EXISTS (SELECT FROM bgtask.tbl_task WHERE owner = current_user AND state = 'queued' AND login_role = session_user) THEN
+        PERFORM bgtask._start_queued(current_user);
+      END IF;
+    EXCEPTION WHEN query_canceled THEN
+      RAISE;
+    WHEN OTHERS THEN
+      NULL;   -- a role it is a member of but may not SET (PostgreSQL 16+: WITH SET FALSE), or one that cannot start now
+    END;
+  END LOOP;
+  PERFORM set_config('role', v_role, true);
+  RETURN v_lost;
+END
+$$;
+
+-- Who may write what. 000001 granted bgtask_user every column; a role writes only its own rows (row-level
+-- security), but the members of a shared NOLOGIN owner role all write that role's rows, and bgtask_admin every
+-- row. A task runs under the login that submitted it (_claim), so what it runs — its SQL, steps, settings and
+-- options, and who submitted it — is fixed once submitted: no one but its submitter can make a login run SQL it
+-- did not submit (an admin, or another member of the owner role, editing a queued task's SQL or search_path).
+-- The engine itself writes only the state columns granted here.
+REVOKE INSERT, UPDATE ON bgtask.tbl_task, bgtask.tbl_task_step FROM bgtask_user;
+GRANT INSERT (owner, login_role, info, sql, client_info, settings, options, step_count, token) ON bgtask.tbl_task TO bgtask_user;
+GRANT UPDATE (state, start_time, end_time, step_current, supervisor_pid, supervisor_start, worker_pid, worker_start,
+              error, rows_affected, cancel_requested, exit_reason) ON bgtask.tbl_task TO bgtask_user;
+GRANT INSERT (task_id, n, owner, sql, returns_rows) ON bgtask.tbl_task_step TO bgtask_user;
+GRANT UPDATE (state, start_time, end_time, command_tag, rows_affected, error, capture, result_table, result_rows,
+              result_stored) ON bgtask.tbl_task_step TO bgtask_user;
+DROP POLICY IF EXISTS task_login ON bgtask.tbl_task;
+CREATE POLICY task_login ON bgtask.tbl_task AS RESTRICTIVE FOR INSERT WITH CHECK (login_role = session_user);
+DROP POLICY IF EXISTS step_login ON bgtask.tbl_task_step;
+CREATE POLICY step_login ON bgtask.tbl_task_step AS RESTRICTIVE FOR INSERT
+  WITH CHECK (EXISTS (SELECT FROM bgtask.tbl_task t WHERE t.id = task_id AND t.login_role = session_user));
 
 -- As 000001: nothing here is PUBLIC but version(); members of bgtask_user may call everything.
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA bgtask FROM PUBLIC;

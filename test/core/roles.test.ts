@@ -63,6 +63,13 @@ async function connect(user: string, password: string, database = db.database): 
   return c;
 }
 
+/** The rows a task collected in its first step, read through the given session (as whatever role it is). */
+async function resultRowsAs(c: Client, id: number) {
+  const [{ t }] = (await c.query('select bgtask.result_table($1, 1)::text as t', [id])).rows;
+  assert.ok(t, `task #${id} has a result table`);
+  return (await c.query(`select su from ${t}`)).rows;
+}
+
 async function resultRows(role: Role, id: number, n = 1) {
   const [{ t }] = await as(role, 'select bgtask.result_table($1, $2)::text as t', [id, n]);
   assert.ok(t, `task #${id} step ${n} has a result table`);
@@ -192,7 +199,85 @@ describe('rights: a task has exactly the rights of the role that submitted it', 
   });
 });
 
+describe('a NOLOGIN owner role shared by two logins', () => {
+  test('bob (also a member) cannot change or add to alice\'s queued task; her next task is started by her login only, his by his', async () => {
+    // Before 000003 alice's ending supervisor started bob's queued task with alice's login, so bob's SQL ran with
+    // alice's rights after a RESET ROLE; and bob could rewrite the SQL of alice's queued task the same way.
+    await db.sql(`grant app_owner to bob; insert into bgtask.role_settings values ('app_owner', 1)`);
+    const [alice, bob] = [await db.client('alice'), await db.client('bob')];
+    try {
+      await alice.query('set role app_owner');
+      await bob.query('set role app_owner');
+      const first = Number((await alice.query(`select bgtask.run_task('select pg_sleep(1)') as id`)).rows[0].id);
+      await workerSleeping(first);
+      const aliceQueued = Number((await alice.query(`select bgtask.run_task('select session_user::text as su') as id`)).rows[0].id);
+      const bobQueued = Number((await bob.query(`select bgtask.run_task('select session_user::text as su') as id`)).rows[0].id);
+
+      // What a task runs is fixed once submitted, also for the other members of its owner role.
+      for (const [what, sql] of [
+        ['its SQL', `update bgtask.tbl_task set sql = 'select 1' where id = ${aliceQueued}`],
+        ['its step', `update bgtask.tbl_task_step set sql = 'reset role' where task_id = ${aliceQueued}`],
+        ['its settings', `update bgtask.tbl_task set settings = '{"search_path": "bob"}' where id = ${aliceQueued}`],
+        ['who submitted it', `update bgtask.tbl_task set login_role = 'bob' where id = ${bobQueued}`],
+      ] as const) {
+        assert.match((await pgError(bob.query(sql))).message, /permission denied/, `bob changed ${what}`);
+      }
+      const added = await pgError(bob.query(`insert into bgtask.tbl_task_step (task_id, n, owner, sql) values ($1, 2, 'app_owner', 'reset role')`, [aliceQueued]));
+      assert.match(added.message, /row-level security/, 'bob added a step to alice\'s task');
+      const forged = await pgError(bob.query(`insert into bgtask.tbl_task (owner, login_role, sql, step_count, token) values ('app_owner', 'alice', 'select 1', 1, 'x')`));
+      assert.match(forged.message, /row-level security/, 'bob inserted a task in alice\'s name');
+
+      // alice's task ends: her supervisor starts her queued task, never bob's, which waits for his login.
+      const ranAlice = await db.waitFor(aliceQueued, { timeoutMs: 15_000 });
+      assert.equal(ranAlice.state, 'done', JSON.stringify(ranAlice.error));
+      assert.deepEqual((await resultRowsAs(alice, aliceQueued)), [{ su: 'alice' }]);
+      await waitUntil('no bgtask backend left', async () =>
+        (await db.sql(`select count(*)::int as n from pg_stat_activity where application_name like 'bgtask %'`))[0].n === 0);
+      assert.equal((await db.sql('select state from bgtask.tbl_task where id = $1', [bobQueued]))[0].state, 'queued',
+        'alice\'s login started bob\'s task');
+      // bob's reap() (the extension calls it once a minute), as himself: it starts his tasks of the roles he acts as.
+      await bob.query('reset role');
+      await bob.query('select bgtask.reap()');
+      assert.equal((await bob.query('select current_user::text as u')).rows[0].u, 'bob', 'reap() leaves the caller\'s role as it was');
+      const ranBob = await db.waitFor(bobQueued);
+      assert.equal(ranBob.state, 'done', JSON.stringify(ranBob.error));
+      await bob.query('set role app_owner');
+      assert.deepEqual((await resultRowsAs(bob, bobQueued)), [{ su: 'bob' }], 'bob\'s task ran with his own login');
+    } finally {
+      await alice.end();
+      await bob.end();
+      await db.sql(`revoke app_owner from bob; delete from bgtask.role_settings where role_name = 'app_owner'`);
+    }
+  });
+});
+
 describe('passwords', () => {
+  test('a user mapping for PUBLIC that names another role is refused: a task never logs in as anyone but its submitter', async () => {
+    const erikPw = crypto.randomBytes(12).toString('base64url');
+    await db.server.createRole('erik', erikPw);
+    await db.sql('grant bgtask_user to erik');
+    // A DBA's shortcut: one mapping for everyone, as carol (an admin).
+    await db.sql(`create user mapping for public server bgtask_loopback options (user 'carol', password '${db.password('carol')}')`);
+    const erik = await connect('erik', erikPw);
+    try {
+      const e = await pgError(erik.query(`select bgtask.run_task('reset role; select session_user::text as su') as id`));
+      assert.equal(e.code, '28000');
+      assert.equal(e.message, 'the loopback connection of role erik logged in as carol, and a task must run with the rights of the role that submits it');
+      assert.match(e.hint ?? '', /bgtask\.set_password/);
+      assert.deepEqual(await db.sql(`select id from bgtask.tbl_task where owner = 'erik'`), [], 'nothing was submitted');
+      assert.equal((await erik.query('select dblink_get_connections() as c')).rows[0].c, null, 'no link left open');
+      await waitUntil('no bgtask backend left', async () =>
+        (await db.sql(`select count(*)::int as n from pg_stat_activity where application_name like 'bgtask %'`))[0].n === 0);
+      // With its own mapping, which takes precedence, erik's tasks run as erik.
+      await erik.query('select bgtask.set_password($1)', [erikPw]);
+      const id = Number((await erik.query(`select bgtask.run_task('select session_user::text as su') as id`)).rows[0].id);
+      assert.equal((await db.waitFor(id)).state, 'done');
+    } finally {
+      await erik.end();
+      await db.sql('drop user mapping for public server bgtask_loopback');
+    }
+  });
+
   test('a role without a user mapping gets 28000 with what to run; a wrong password is refused without a trace', async () => {
     const davePw = crypto.randomBytes(12).toString('base64url');
     const wrong = `wrong-${crypto.randomBytes(9).toString('base64url')}`;
@@ -300,9 +385,11 @@ describe('forged rows and squatted names reach nobody else', () => {
       const forge = async (state: string, supervisorStart: string) => {
         const alice = db.pool('alice');
         const u = await alice.query(`update bgtask.tbl_task set state = $2, end_time = null, supervisor_pid = $3, supervisor_start = $4,
-                                       worker_pid = $3, worker_start = $5, login_role = 'bob' where id = $1`,
+                                       worker_pid = $3, worker_start = $5 where id = $1`,
                                     [id, state, bobPid, supervisorStart, start]);
-        assert.equal(u.rowCount, 1, 'alice may write her own row (the premise of this test)');
+        assert.equal(u.rowCount, 1, 'alice may write her own row\'s state columns (the premise of this test)');
+        // Who submitted it is not hers to change (since 000003).
+        await assert.rejects(alice.query(`update bgtask.tbl_task set login_role = 'bob' where id = $1`, [id]), /permission denied/);
         const s = await alice.query(`update bgtask.tbl_task_step set result_table = 'task_999999_1' where task_id = $1`, [id]);
         assert.equal(s.rowCount, 1);
       };
