@@ -72,7 +72,9 @@ export function toTaskError(e: unknown): TaskError {
 /** The reason for a SQLSTATE (and, where PostgreSQL reuses one code for several things, the message). */
 export function reasonFor(code: string, message: string): TaskErrorReason {
   if (code === '28P01' || code === '28000' && /refused/.test(message)) return 'passwordRefused';
-  if (code === '28000') return /no password stored/.test(message) ? 'noPassword' : 'notPermitted';
+  // No mapping of the role's own (none at all, or one for PUBLIC that logs in as someone else): storing the
+  // role's password creates it.
+  if (code === '28000') return /no password stored|logged in as/.test(message) ? 'noPassword' : 'notPermitted';
   if (code === '55000' && /loopback/.test(message)) return 'loopbackMismatch';
   if (code === '42883' && /dblink/.test(message)) return 'noDblink';
   // A bgtask function this client calls that the database does not have: its schema is older.
