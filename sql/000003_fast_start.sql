@@ -244,8 +244,8 @@ END
 $$;
 
 -- The advisory lock that reserves a slot for a task from a submit's decision to the end of its transaction
--- (_submit); _free_slots counts it until the task's supervisor is named. Two keys: the first names the owner, so that _free_slots finds a role's reservations in pg_locks
--- (classid, with objsubid = 2), the second is the task (objid).
+-- (_submit), which _free_slots counts. Two keys: the first names the owner, so that _free_slots finds a role's
+-- reservations in pg_locks (classid, with objsubid = 2), the second is the task (objid).
 CREATE OR REPLACE FUNCTION bgtask._reservation_class(p_owner name) RETURNS integer
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$ SELECT hashtext('bgtask slot ' || p_owner) $$;
 
@@ -385,9 +385,9 @@ BEGIN
   -- so a missing password or a cloned database fails this call with what to run.
   -- The decision is taken under the role's lock, as _claim, _start_queued and _launch_at_commit take theirs, but
   -- the login is not: holding the lock across it made every submit of the role wait for the others' logins (50
-  -- submits from 10 sessions took 6.7× as long as 50 bare dblink logins). Until _launch has named its
-  -- supervisor, the slot is held by a reservation: an advisory lock until this transaction ends, which
-  -- _free_slots counts (pg_locks) unless that supervisor is there.
+  -- submits from 10 sessions took 6.7× as long as 50 bare dblink logins). Until this transaction
+  -- ends, the slot is held by a reservation, an advisory lock that _free_slots counts (pg_locks); after it, by
+  -- the committed row and its supervisor.
   v_key := hashtext(current_user);
   PERFORM pg_advisory_lock(1650947170, v_key);
   BEGIN
