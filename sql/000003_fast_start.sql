@@ -28,9 +28,14 @@
 -- whoever submitted it), and could edit the SQL of each other's queued tasks, as an admin could anyone's: a task's
 -- SQL may RESET ROLE, so that ran with another login's rights. Now _claim refuses another login's task,
 -- _start_queued starts only its own login's, reap() starts the caller's queued tasks of every role it acts as,
--- and what a task runs (SQL, steps, settings, options, who submitted it) can no longer be changed once submitted
--- (column privileges; new rows only in one's own name). A user mapping that logs in as another role (one for
--- PUBLIC) is refused at launch and at the worker's login.
+-- and what a task runs (SQL, steps, settings, options, who submitted it) can no longer be changed once submitted,
+-- nor its steps deleted, nor a task that has run queued again (column privileges and a trigger; no table is
+-- altered, so applying this file never waits for running supervisors' locks in an order that could deadlock).
+-- The text shown for a task is made from its steps. A user mapping that logs in as another role (one for PUBLIC)
+-- is refused at launch and at the worker's login.
+-- The free-slot count also counts the other logins of a shared owner role, and a lock anyone takes in a role's
+-- reservation class no longer makes its submits fail; an ending supervisor takes the role's lock before it looks
+-- for queued tasks, so a task whose commit-time check ran just before cannot be left queued.
 -- A login the server refuses (a role's or the database's connection limit, max_connections, pg_hba.conf, NOLOGIN)
 -- is reported as that, with what to do, instead of as an unreachable loopback server; a task whose worker could
 -- not log in marks its steps skipped instead of leaving them pending.
@@ -133,7 +138,7 @@ BEGIN
                     (SELECT r.rolconnlimit FROM pg_roles r WHERE r.rolname = session_user)
       USING ERRCODE = 'too_many_connections', DETAIL = v_detail,
             HINT = format('Each running task holds two connections of role %s (its supervisor and its worker). Raise the limit (ALTER ROLE %I CONNECTION LIMIT …), '
-                          'or let fewer of its tasks run at once: insert into bgtask.role_settings values (%L, 1).', session_user, session_user, current_user);
+                          'or let fewer tasks run at once: insert into bgtask.role_settings values (''<the tasks'' owner role>'', 1).', session_user, session_user);
   ELSIF v_detail ILIKE '%too many connections for database%' THEN
     RAISE EXCEPTION 'database % has reached its connection limit, and a task needs two connections of its own', current_database()
       USING ERRCODE = 'too_many_connections', DETAIL = v_detail,
@@ -142,6 +147,18 @@ BEGIN
     RAISE EXCEPTION 'the server has no connection slot left for a task (max_connections)'
       USING ERRCODE = 'too_many_connections', DETAIL = v_detail,
             HINT = 'Each running task holds two connections. Raise max_connections (a restart), or lower bgtask''s max_running_per_role; a queued task starts when a slot frees up.';
+  ELSIF v_detail ILIKE '%pg_hba.conf rejects connection%' THEN
+    RAISE EXCEPTION 'pg_hba.conf rejects the loopback connection of role % (host 127.0.0.1, database %)', session_user, current_database()
+      USING ERRCODE = 'invalid_authorization_specification', DETAIL = v_detail,
+            HINT = 'Allow it with a line such as: host  <this database>  <the role or all>  127.0.0.1/32  scram-sha-256, above the reject line — then reload (select pg_reload_conf()).';
+  ELSIF v_detail ILIKE '%permission denied for database%' THEN
+    RAISE EXCEPTION 'role % may not connect to database %, and a task connects to it again', session_user, current_database()
+      USING ERRCODE = 'insufficient_privilege', DETAIL = v_detail,
+            HINT = format('GRANT CONNECT ON DATABASE %I TO %I (or to a role it is a member of).', current_database(), session_user);
+  ELSIF v_detail ILIKE '%not currently accepting connections%' THEN
+    RAISE EXCEPTION 'database % is not accepting connections (ALTER DATABASE … ALLOW_CONNECTIONS false), and a task connects to it again', current_database()
+      USING ERRCODE = 'object_not_in_prerequisite_state', DETAIL = v_detail,
+            HINT = 'Submit when the database accepts connections again; a task needs two of its own.';
   ELSIF v_detail ILIKE '%no pg_hba.conf entry%' THEN
     RAISE EXCEPTION 'pg_hba.conf has no entry for the loopback connection of role % (host 127.0.0.1, database %)', session_user, current_database()
       USING ERRCODE = 'invalid_authorization_specification', DETAIL = v_detail,
@@ -265,8 +282,10 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$ SELECT hashte
 -- nowhere: a burst of 50 submits launched a fifth supervisor for 4 slots now and then (CI saw it; a 10 ms pause
 -- before the lock read made it happen every run). Supervisors of uncommitted submits used to be recognised by
 -- their query text instead of the reservation, which a NOLOGIN owner (SET ROLE) may not read.
--- Only backends and locks of this session user count as ours, so another role cannot hold up the queue by naming
--- its sessions like ours or by taking the same advisory locks. Each query is planned once per session
+-- Only backends and locks of this session user and of the owner role's members count as ours (the logins that
+-- share a NOLOGIN owner take its slots too), so a role outside it cannot hold up the queue by naming its sessions
+-- like ours or by taking the same advisory locks; keys stay bigint, since anyone may take a lock in the
+-- reservation class with a key beyond the integers (it used to make every submit of the role fail). Each query is planned once per session
 -- (force_generic_plan): planned afresh on each call, as PostgreSQL does by default for the first five calls with
 -- parameters, the count cost 0.9 ms a call instead of 0.35 ms.
 CREATE OR REPLACE FUNCTION bgtask._free_slots(p_owner name, OUT free integer, OUT pending bigint[])
@@ -274,9 +293,10 @@ LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp SET plan_cache_m
 DECLARE
   v_db oid := (SELECT oid FROM pg_database WHERE datname = current_database());
   v_me oid := (SELECT r.oid FROM pg_roles r WHERE r.rolname = session_user);   -- not to_regrole(), which folds case
+  v_owner oid := (SELECT r.oid FROM pg_roles r WHERE r.rolname = p_owner);
   v_lock_pids integer[];      -- reservations: the submits' pids and their tasks' keys
-  v_lock_keys integer[];
-  v_reserved integer[];       -- the keys of those held by our backends
+  v_lock_keys bigint[];      -- bigint: anyone may take a lock in this class with any key (objid is unsigned)
+  v_reserved bigint[];        -- the keys of those held by members' backends
   v_pids integer[];           -- every backend, and its start
   v_starts timestamptz[];
   v_mine integer[];           -- this session user's backends in this database
@@ -284,7 +304,7 @@ DECLARE
   v_taken integer;
 BEGIN
   -- 1. Reservations.
-  SELECT coalesce(array_agg(l.pid), '{}'), coalesce(array_agg(l.objid::bigint::integer), '{}') INTO v_lock_pids, v_lock_keys
+  SELECT coalesce(array_agg(l.pid), '{}'), coalesce(array_agg(l.objid::bigint), '{}') INTO v_lock_pids, v_lock_keys
   FROM pg_locks l
   WHERE l.locktype = 'advisory' AND l.database = v_db AND l.objsubid = 2 AND l.granted
     AND l.classid = bgtask._reservation_class(p_owner)::oid;
@@ -295,7 +315,7 @@ BEGIN
          coalesce(array_agg(b.pid) FILTER (WHERE b.mine), '{}'),
          coalesce(array_agg(b.task) FILTER (WHERE b.mine AND b.task IS NOT NULL), '{}')
   INTO v_pids, v_starts, v_mine, v_named
-  FROM (SELECT a.pid, a.backend_start, a.usesysid = v_me AND a.datid = v_db AS mine,
+  FROM (SELECT a.pid, a.backend_start, a.datid = v_db AND (a.usesysid = v_me OR pg_has_role(a.usesysid, v_owner, 'MEMBER')) AS mine,
                CASE WHEN a.application_name ~ '^bgtask supervisor \d+$' THEN substring(a.application_name from '\d+$')::bigint END AS task
         FROM pg_stat_get_activity(NULL) AS a
         WHERE a.pid IS NOT NULL) AS b;
@@ -305,15 +325,15 @@ BEGIN
   SELECT
     -- Queued tasks whose supervisor is there, or whose submit reserved a slot for them.
     (SELECT coalesce(array_agg(t.id), '{}') FROM bgtask.tbl_task t
-     WHERE t.owner = p_owner AND t.state = 'queued' AND (t.id = ANY (v_named) OR bgtask._task_key(t.id) = ANY (v_reserved))),
+     WHERE t.owner = p_owner AND t.state = 'queued' AND (t.id = ANY (v_named) OR bgtask._task_key(t.id)::bigint = ANY (v_reserved))),
     (SELECT count(DISTINCT k) FROM (
        SELECT unnest(v_reserved) AS k
        UNION ALL
-       SELECT bgtask._task_key(t.id) FROM bgtask.tbl_task t
+       SELECT bgtask._task_key(t.id)::bigint FROM bgtask.tbl_task t
        WHERE t.owner = p_owner AND t.state = 'queued' AND t.id = ANY (v_named)
        UNION ALL
        -- Running, unless provably lost: the recorded backend is gone or another one has its pid (_backend_alive).
-       SELECT bgtask._task_key(t.id) FROM bgtask.tbl_task t JOIN unnest(v_pids, v_starts) AS b(pid, backend_start) ON b.pid = t.supervisor_pid
+       SELECT bgtask._task_key(t.id)::bigint FROM bgtask.tbl_task t JOIN unnest(v_pids, v_starts) AS b(pid, backend_start) ON b.pid = t.supervisor_pid
        WHERE t.owner = p_owner AND t.state = 'running' AND (b.backend_start = t.supervisor_start) IS NOT false) AS x)
   INTO pending, v_taken;
   free := bgtask._max_running(p_owner) - v_taken;
@@ -364,8 +384,11 @@ BEGIN
             HINT = 'Submit outside the read-only transaction (SET TRANSACTION READ WRITE, or check default_transaction_read_only).';
   END IF;
 
-  INSERT INTO bgtask.tbl_task (owner, login_role, info, sql, client_info, settings, options, step_count, token)
-  VALUES (current_user, session_user, p_info, p_sql,
+  -- The text shown for a task is made from the steps that run (run_task's own rule), whatever a direct caller of
+  -- _submit passed as p_sql: what another role lists, reads or re-runs is what ran. login_role takes its
+  -- default, session_user (no role may write it: see the grants below).
+  INSERT INTO bgtask.tbl_task (owner, info, sql, client_info, settings, options, step_count, token)
+  VALUES (current_user, p_info, CASE WHEN cardinality(p_steps) = 1 THEN p_steps[1] ELSE array_to_string(p_steps, E';\n') END,
           jsonb_build_object('usename', session_user, 'current_user', current_user, 'datname', current_database(),
                              'search_path', p_settings ->> 'search_path',
                              'application_name', current_setting('application_name'),
@@ -434,7 +457,7 @@ BEGIN
     PERFORM bgtask._launch(t.id, t.token, t.owner);
   EXCEPTION WHEN query_canceled OR OTHERS THEN
     RAISE WARNING 'bgtask: task % stays queued: %', t.id, SQLERRM
-      USING HINT = 'It starts when another task of its role ends, or at select bgtask.reap().';
+      USING HINT = 'It starts when another task of its role submitted from this login ends, or at select bgtask.reap().';
   END;
   RETURN NULL;
 END
@@ -660,12 +683,16 @@ DECLARE
   v_started integer := 0;
   q record;
 BEGIN
-  IF p_owner <> current_user
-     OR NOT EXISTS (SELECT FROM bgtask.tbl_task
-                    WHERE owner = p_owner AND state = 'queued' AND NOT cancel_requested AND login_role = session_user) THEN
+  IF p_owner <> current_user THEN
     RETURN 0;
   END IF;
+  -- The lock first: a submit whose commit-time check found no slot holds it until its commit is visible, and its
+  -- task must be seen here (checked before the lock, such a task could stay queued with nobody to start it).
   PERFORM pg_advisory_xact_lock(1650947170, hashtext(current_user));
+  IF NOT EXISTS (SELECT FROM bgtask.tbl_task
+                 WHERE owner = p_owner AND state = 'queued' AND NOT cancel_requested AND login_role = session_user) THEN
+    RETURN 0;
+  END IF;
   v_slots := bgtask._free_slots(p_owner);
   FOR q IN SELECT id, token FROM bgtask.tbl_task
            WHERE owner = p_owner AND state = 'queued' AND NOT cancel_requested AND login_role = session_user
@@ -733,11 +760,14 @@ BEGIN
   IF pg_is_in_recovery() OR current_setting('transaction_read_only')::boolean THEN
     RETURN v_lost;
   END IF;
-  IF EXISTS (SELECT FROM bgtask.tbl_task WHERE owner = current_user AND state = 'queued' AND login_role = session_user) THEN
+  -- A start that fails (the role's connection limit, say) is a warning: the lost tasks are recorded all the same.
+  BEGIN
     PERFORM bgtask._start_queued(current_user);
-  END IF;
+  EXCEPTION WHEN OTHERS THEN
+    RAISE WARNING 'bgtask: could not start the queued tasks of role %: %', current_user, SQLERRM;
+  END;
   FOR r IN SELECT g.rolname FROM pg_roles g
-           WHERE g.rolname <> current_user AND g.rolname <> session_user
+           WHERE g.rolname <> current_user
              AND pg_has_role(session_user, g.oid, 'MEMBER') AND pg_has_role(g.oid, 'bgtask_user', 'MEMBER')
            ORDER BY g.rolname LOOP
     BEGIN
@@ -758,22 +788,45 @@ $$;
 
 -- Who may write what. 000001 granted bgtask_user every column; a role writes only its own rows (row-level
 -- security), but the members of a shared NOLOGIN owner role all write that role's rows, and bgtask_admin every
--- row. A task runs under the login that submitted it (_claim), so what it runs — its SQL, steps, settings and
--- options, and who submitted it — is fixed once submitted: no one but its submitter can make a login run SQL it
--- did not submit (an admin, or another member of the owner role, editing a queued task's SQL or search_path).
--- The engine itself writes only the state columns granted here.
+-- row. A task runs under the login that submitted it (_claim), so what it runs is fixed once submitted: its SQL,
+-- steps, settings, options and login cannot be changed, its steps not deleted (purge's cascade runs as the
+-- tables' owner), and a task that has left the queue cannot be put back in it — otherwise another member of
+-- the owner role, or an admin, could make a login run SQL it did not submit, run a task again, or run it without
+-- one of its steps. The engine itself writes only the columns granted here. No policy or constraint is added to
+-- the tables (ALTER TABLE would lock them against running supervisors): column privileges, and one trigger,
+-- created only if missing.
 REVOKE INSERT, UPDATE ON bgtask.tbl_task, bgtask.tbl_task_step FROM bgtask_user;
-GRANT INSERT (owner, login_role, info, sql, client_info, settings, options, step_count, token) ON bgtask.tbl_task TO bgtask_user;
+REVOKE DELETE ON bgtask.tbl_task_step FROM bgtask_user;
+-- login_role takes its default, session_user.
+GRANT INSERT (owner, info, sql, client_info, settings, options, step_count, token) ON bgtask.tbl_task TO bgtask_user;
+-- login_role only to the value it has (the trigger): version 1's _claim, in a supervisor that was inside it while
+-- this file was applied, still writes it.
 GRANT UPDATE (state, start_time, end_time, step_current, supervisor_pid, supervisor_start, worker_pid, worker_start,
-              error, rows_affected, cancel_requested, exit_reason) ON bgtask.tbl_task TO bgtask_user;
+              error, rows_affected, cancel_requested, exit_reason, login_role) ON bgtask.tbl_task TO bgtask_user;
 GRANT INSERT (task_id, n, owner, sql, returns_rows) ON bgtask.tbl_task_step TO bgtask_user;
 GRANT UPDATE (state, start_time, end_time, command_tag, rows_affected, error, capture, result_table, result_rows,
               result_stored) ON bgtask.tbl_task_step TO bgtask_user;
-DROP POLICY IF EXISTS task_login ON bgtask.tbl_task;
-CREATE POLICY task_login ON bgtask.tbl_task AS RESTRICTIVE FOR INSERT WITH CHECK (login_role = session_user);
-DROP POLICY IF EXISTS step_login ON bgtask.tbl_task_step;
-CREATE POLICY step_login ON bgtask.tbl_task_step AS RESTRICTIVE FOR INSERT
-  WITH CHECK (EXISTS (SELECT FROM bgtask.tbl_task t WHERE t.id = task_id AND t.login_role = session_user));
+
+CREATE OR REPLACE FUNCTION bgtask._guard_task() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF NEW.login_role IS DISTINCT FROM OLD.login_role THEN
+    RAISE EXCEPTION 'the login that submitted task % cannot be changed', OLD.id
+      USING ERRCODE = 'insufficient_privilege', HINT = 'A task runs only under the login that submitted it.';
+  END IF;
+  RAISE EXCEPTION 'task % has left the queue (%) and cannot be queued again', OLD.id, OLD.state
+    USING ERRCODE = 'insufficient_privilege', HINT = 'Submit its SQL again (Re-run in VS Code): that is a new task.';
+END
+$$;
+DO $$
+BEGIN
+  IF NOT EXISTS (SELECT FROM pg_trigger WHERE tgrelid = 'bgtask.tbl_task'::regclass AND tgname = 'tbl_task_guard') THEN
+    CREATE TRIGGER tbl_task_guard BEFORE UPDATE OF state, login_role ON bgtask.tbl_task
+      FOR EACH ROW WHEN (NEW.login_role IS DISTINCT FROM OLD.login_role OR (NEW.state = 'queued' AND OLD.state <> 'queued'))
+      EXECUTE FUNCTION bgtask._guard_task();
+  END IF;
+END
+$$;
 
 -- As 000001: nothing here is PUBLIC but version(); members of bgtask_user may call everything.
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA bgtask FROM PUBLIC;

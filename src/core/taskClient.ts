@@ -138,8 +138,13 @@ export class TaskClient {
 
   /** The verified result table of a step and its columns (without _row), or undefined when it has none. */
   async resultColumns(taskId: number, n: number): Promise<{ table: string; columns: ResultColumn[] } | undefined> {
-    const table: string | null = (await this.one(queries.resultTable, [taskId, n])).result_table;
+    const found = await this.one(queries.resultTable, [taskId, n]);
+    const table: string | null = found.result_table;
     if (!table) return undefined;
+    if (found.row_security) {
+      throw new TaskError(`The result table of task #${taskId} step ${n} has row-level security turned on, so it is not read: a policy's functions would run in this session.`, 'notPermitted',
+        { hint: `Someone who can act as the task's owner changed ${table}; its owner may turn it off (ALTER TABLE … DISABLE ROW LEVEL SECURITY, NO FORCE ROW LEVEL SECURITY).` });
+    }
     const columns = (await this.query(queries.resultColumns, [table])).rows
       .filter((c) => c.name !== '_row')
       .map((c) => ({ name: c.name as string, type: c.type as string }));

@@ -168,6 +168,20 @@ describe('the per-role limit', () => {
     }
   });
 
+  test('a lock another role takes in alice\'s reservation class, with a key beyond the integers, neither fails nor blocks her submits', async () => {
+    // Any role may take any advisory lock; pg_locks shows its second key as an unsigned objid (4294967295 here),
+    // which _free_slots once cast to integer: every submit of alice then failed with 22003.
+    const bob = await connect('bob');
+    try {
+      await bob.query(`select pg_advisory_lock(hashtext('bgtask slot alice'), -1)`);
+      const id = await submitAs('alice', 'select 1');
+      assert.equal((await db.waitFor(id)).state, 'done');
+      assert.equal((await db.sql(`select (bgtask._free_slots('alice')).free as f`))[0].f, 4, 'and it takes no slot of hers');
+    } finally {
+      await bob.end();
+    }
+  });
+
   test('a NOLOGIN owner (SET ROLE) counts a supervisor on its way from another session\'s open transaction (limit 1)', async () => {
     // app_owner may not read the query text of alice's backends: the supervisor of an uncommitted submit is
     // counted by its submit's reservation, not by what it is running.

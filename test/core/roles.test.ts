@@ -6,7 +6,9 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as crypto from 'node:crypto';
-import { Client, DatabaseError } from 'pg';
+import { Client, DatabaseError, Pool } from 'pg';
+import { TaskClient } from '../../src/core/taskClient';
+import { TaskError } from '../../src/core/errors';
 import { BgtaskDb, Role, startBgtaskDb } from '../harness/bgtaskDb';
 import { waitUntil } from '../harness/wait';
 import { migrations } from '../../src/core/generated/sql';
@@ -218,14 +220,18 @@ describe('a NOLOGIN owner role shared by two logins', () => {
         ['its SQL', `update bgtask.tbl_task set sql = 'select 1' where id = ${aliceQueued}`],
         ['its step', `update bgtask.tbl_task_step set sql = 'reset role' where task_id = ${aliceQueued}`],
         ['its settings', `update bgtask.tbl_task set settings = '{"search_path": "bob"}' where id = ${aliceQueued}`],
-        ['who submitted it', `update bgtask.tbl_task set login_role = 'bob' where id = ${bobQueued}`],
+        ['its options', `update bgtask.tbl_task set options = '{}' where id = ${aliceQueued}`],
+        ['its step count', `update bgtask.tbl_task set step_count = 2 where id = ${aliceQueued}`],
+        ['its steps, by deleting one', `delete from bgtask.tbl_task_step where task_id = ${aliceQueued}`],
+        ['who submitted it', `update bgtask.tbl_task set login_role = 'alice' where id = ${bobQueued}`],
+        ['a task that has run, by queueing it again', `update bgtask.tbl_task set state = 'queued', end_time = null where id = ${first}`],
       ] as const) {
-        assert.match((await pgError(bob.query(sql))).message, /permission denied/, `bob changed ${what}`);
+        assert.match((await pgError(bob.query(sql))).message, /permission denied|cannot be changed|cannot be queued again/, `bob changed ${what}`);
       }
-      const added = await pgError(bob.query(`insert into bgtask.tbl_task_step (task_id, n, owner, sql) values ($1, 2, 'app_owner', 'reset role')`, [aliceQueued]));
-      assert.match(added.message, /row-level security/, 'bob added a step to alice\'s task');
+      const replaced = await pgError(bob.query(`insert into bgtask.tbl_task_step (task_id, n, owner, sql) values ($1, 1, 'app_owner', 'reset role')`, [aliceQueued]));
+      assert.equal(replaced.code, '23505', 'bob replaced the step of alice\'s task');
       const forged = await pgError(bob.query(`insert into bgtask.tbl_task (owner, login_role, sql, step_count, token) values ('app_owner', 'alice', 'select 1', 1, 'x')`));
-      assert.match(forged.message, /row-level security/, 'bob inserted a task in alice\'s name');
+      assert.match(forged.message, /permission denied/, 'bob inserted a task in alice\'s name');
 
       // alice's task ends: her supervisor starts her queued task, never bob's, which waits for his login.
       const ranAlice = await db.waitFor(aliceQueued, { timeoutMs: 15_000 });
@@ -247,6 +253,32 @@ describe('a NOLOGIN owner role shared by two logins', () => {
       await alice.end();
       await bob.end();
       await db.sql(`revoke app_owner from bob; delete from bgtask.role_settings where role_name = 'app_owner'`);
+    }
+  });
+});
+
+describe('result tables of a shared owner role', () => {
+  test('a row-level security policy added by another member is never run by a reader: the rows are refused with why', async () => {
+    await db.sql('grant app_owner to bob');
+    const bobPool = new Pool({ ...db.server.connectionConfig('bob', db.password('bob'), db.database), options: '-c role=app_owner', max: 1 });
+    const alice = await db.client('alice');
+    try {
+      const bob = new TaskClient(bobPool);
+      const id = await bob.submit('select 1 as x');
+      assert.equal((await db.waitFor(id)).state, 'done');
+      assert.deepEqual((await bob.readResultPage(id, 1, 0, 10)).rows, [['1']], 'readable before (control)');
+      await alice.query('set role app_owner');
+      const [{ t }] = (await alice.query('select bgtask.result_table($1, 1)::text as t', [id])).rows;
+      await alice.query(`alter table ${t} enable row level security; alter table ${t} force row level security;
+                         create policy spy on ${t} using (pg_catalog.pg_sleep(0) is not null)`);
+      const e = await bob.readResultPage(id, 1, 0, 10).then(() => assert.fail('bob read a table with a policy'), (err: unknown) => err);
+      assert.ok(e instanceof TaskError, String(e));
+      assert.equal(e.reason, 'notPermitted');
+      assert.match(e.message, /row-level security/);
+    } finally {
+      await alice.end();
+      await bobPool.end();
+      await db.sql('revoke app_owner from bob');
     }
   });
 });
@@ -389,7 +421,7 @@ describe('forged rows and squatted names reach nobody else', () => {
                                     [id, state, bobPid, supervisorStart, start]);
         assert.equal(u.rowCount, 1, 'alice may write her own row\'s state columns (the premise of this test)');
         // Who submitted it is not hers to change (since 000003).
-        await assert.rejects(alice.query(`update bgtask.tbl_task set login_role = 'bob' where id = $1`, [id]), /permission denied/);
+        await assert.rejects(alice.query(`update bgtask.tbl_task set login_role = 'bob' where id = $1`, [id]), /cannot be changed/);
         const s = await alice.query(`update bgtask.tbl_task_step set result_table = 'task_999999_1' where task_id = $1`, [id]);
         assert.equal(s.rowCount, 1);
       };
