@@ -35,7 +35,9 @@
 -- is refused at launch and at the worker's login.
 -- The free-slot count also counts the other logins of a shared owner role, and a lock anyone takes in a role's
 -- reservation class no longer makes its submits fail; an ending supervisor takes the role's lock before it looks
--- for queued tasks, so a task whose commit-time check ran just before cannot be left queued.
+-- for queued tasks, so a task whose commit-time check ran just before cannot be left queued; a submit in a
+-- REPEATABLE READ or SERIALIZABLE transaction, whose rows are older than the backend list, counts every
+-- supervisor there as taking a slot.
 -- A login the server refuses (a role's or the database's connection limit, max_connections, pg_hba.conf, NOLOGIN)
 -- is reported as that, with what to do, instead of as an unreachable loopback server; a task whose worker could
 -- not log in marks its steps skipped instead of leaving them pending.
@@ -328,6 +330,11 @@ BEGIN
      WHERE t.owner = p_owner AND t.state = 'queued' AND (t.id = ANY (v_named) OR bgtask._task_key(t.id)::bigint = ANY (v_reserved))),
     (SELECT count(DISTINCT k) FROM (
        SELECT unnest(v_reserved) AS k
+       UNION ALL
+       -- Under REPEATABLE READ or SERIALIZABLE (a submit in such a transaction) every statement sees the
+       -- transaction's first snapshot, older than the backend list: every supervisor there takes a slot.
+       SELECT bgtask._task_key(n.task)::bigint FROM unnest(v_named) AS n(task)
+       WHERE current_setting('transaction_isolation') <> 'read committed'
        UNION ALL
        SELECT bgtask._task_key(t.id)::bigint FROM bgtask.tbl_task t
        WHERE t.owner = p_owner AND t.state = 'queued' AND t.id = ANY (v_named)

@@ -182,6 +182,30 @@ describe('the per-role limit', () => {
     }
   });
 
+  test('a submit in a REPEATABLE READ transaction older than the running task counts it (limit 1): the second waits without a backend', async () => {
+    // Such a transaction sees the rows as they were at its start, before the first task ran.
+    await db.sql(`insert into bgtask.role_settings values ('carol', 1)`);
+    const [rr, other] = [await connect('carol'), await connect('carol')];
+    try {
+      await rr.query('begin isolation level repeatable read');
+      await rr.query('select count(*) from bgtask.tbl_task');   // takes the transaction's snapshot
+      const first = await submitWith(other, 'select pg_sleep(1)');
+      await workerSleeping(first);
+      assert.equal((await rr.query(`select (bgtask._free_slots('carol')).free as f`)).rows[0].f, 0);
+      const second = await submitWith(rr, 'select 2');
+      assert.equal(await backendOf('supervisor', second), undefined, 'no supervisor launched for the task that must wait');
+      await rr.query('commit');
+      const ended = [await db.waitFor(first), await db.waitFor(second)];
+      assert.deepEqual(ended.map((t) => t.state), ['done', 'done']);
+      assert.ok(ended[1].startTime!.getTime() >= ended[0].endTime!.getTime(), 'one at a time');
+      await noBgtaskBackends();
+    } finally {
+      await rr.end();
+      await other.end();
+      await db.sql(`delete from bgtask.role_settings where role_name = 'carol'`);
+    }
+  });
+
   test('a NOLOGIN owner (SET ROLE) counts a supervisor on its way from another session\'s open transaction (limit 1)', async () => {
     // app_owner may not read the query text of alice's backends: the supervisor of an uncommitted submit is
     // counted by its submit's reservation, not by what it is running.
