@@ -297,11 +297,11 @@ DECLARE
   v_me oid := (SELECT r.oid FROM pg_roles r WHERE r.rolname = session_user);   -- not to_regrole(), which folds case
   v_owner oid := (SELECT r.oid FROM pg_roles r WHERE r.rolname = p_owner);
   v_lock_pids integer[];      -- reservations: the submits' pids and their tasks' keys
-  v_lock_keys bigint[];      -- bigint: anyone may take a lock in this class with any key (objid is unsigned)
+  v_lock_keys bigint[];       -- bigint: anyone may take a lock in this class with any key (objid is unsigned)
   v_reserved bigint[];        -- the keys of those held by members' backends
   v_pids integer[];           -- every backend, and its start
   v_starts timestamptz[];
-  v_mine integer[];           -- this session user's backends in this database
+  v_mine integer[];           -- backends in this database of this session user or of the owner role's members
   v_named bigint[];           -- tasks whose supervisor is there (ours)
   v_taken integer;
 BEGIN
