@@ -25,20 +25,25 @@ describe('many at once', () => {
     const since0 = Number((await db.sql('select coalesce(max(id), 0) as m from bgtask.tbl_task'))[0].m);
     const logBefore = (await db.server.readLog()).length;
 
-    // ---- the sampler: one statement (one snapshot) every ~20 ms ----
+    // ---- the sampler, every ~20 ms: the backends, then the rows in a later snapshot ----
+    // In this order a backend's task is seen in the state it had when, or after, the backend was seen: a worker
+    // logs in only after its task's claim committed, so a worker next to a queued row is a real fault. (Rows read
+    // first, in the same statement, could be older than the backend list on a loaded machine: a worker that had
+    // just logged in showed next to its task's row from before the claim.)
     const sampler = await connect(db, 'postgres');
     let sampling = true;
     const seen = { samples: 0, maxRunning: 0, maxQueued: 0, maxBackends: 0, maxWorking: 0, maxExcess: -Infinity, maxLaunching: 0, maxLeaving: 0,
                    queuedWithWorker: [] as string[], duplicates: [] as string[], worst: '', fullest: '' };
     const sample = (async () => {
       while (sampling) {
+        const { rows: [{ apps }] } = await sampler.query(
+          `select coalesce(array_agg(application_name), '{}') as apps from pg_stat_activity where application_name like 'bgtask %'`);
         const { rows: [r] } = await sampler.query(`
           with t as (select id, state from bgtask.tbl_task where owner = 'alice' and id > $1),
                b as (select a.application_name as app, t.state,
                             substring(a.application_name from '^bgtask (supervisor|worker) ') as kind
-                     from pg_stat_activity a
-                     left join t on t.id = substring(a.application_name from '^bgtask \\w+ (\\d+)')::bigint
-                     where a.application_name like 'bgtask %')
+                     from unnest($2::text[]) as a(application_name)
+                     left join t on t.id = substring(a.application_name from '^bgtask \\w+ (\\d+)')::bigint)
           select (select count(*) from t where state = 'running')::int as running,
                  (select count(*) from t where state = 'queued')::int as queued,
                  (select count(*) from b)::int as backends,
@@ -46,7 +51,7 @@ describe('many at once', () => {
                  array(select app || ' [' || coalesce(state, '?') || ']' from b order by app) as list,
                  array(select app from b where state = 'queued' and kind = 'worker') as queued_workers,
                  array(select app from b where state = 'queued' and kind = 'supervisor' and app ~ '^bgtask supervisor \\d+$') as launching,
-                 (select count(*) from b where state is distinct from 'running' and state is distinct from 'queued' or app ~ 'leaving$')::int as leaving`, [since0]);
+                 (select count(*) from b where state is distinct from 'running' and state is distinct from 'queued' or app ~ 'leaving$')::int as leaving`, [since0, apps]);
         seen.samples++;
         seen.maxRunning = Math.max(seen.maxRunning, r.running);
         seen.maxQueued = Math.max(seen.maxQueued, r.queued);
