@@ -182,6 +182,31 @@ describe('the per-role limit', () => {
     }
   });
 
+  test('a task whose commit is slow, while the one running task of its role ends, still starts (limit 1, no reap)', async () => {
+    // The commit-time check finds no slot and returns; the rest of the commit takes 1.5 s (here another deferred
+    // trigger; a synchronous-replication wait in production). The ending supervisor must see the task once it is
+    // committed: it used to look for queued tasks before taking the role's lock, found none, and left it queued.
+    await db.sql(`insert into bgtask.role_settings values ('bob', 1);
+                  create table public.slow_commit (x int); grant insert on public.slow_commit to bob;
+                  create function public.slow_commit() returns trigger language plpgsql as $$ begin perform pg_sleep(1.5); return null; end $$;
+                  create constraint trigger slow_commit after insert on public.slow_commit deferrable initially deferred
+                    for each row execute function public.slow_commit()`);
+    const c = await connect('bob');
+    try {
+      const first = await submitAs('bob', 'select pg_sleep(0.5)');
+      await workerSleeping(first);
+      await c.query('begin');
+      const second = await submitWith(c, 'select 2');
+      await c.query('insert into public.slow_commit values (1)');
+      await c.query('commit');
+      const ended = [await db.waitFor(first), await db.waitFor(second, { timeoutMs: 10_000 })];
+      assert.deepEqual(ended.map((t) => t.state), ['done', 'done']);
+    } finally {
+      await c.end();
+      await db.sql(`delete from bgtask.role_settings where role_name = 'bob'; drop table public.slow_commit; drop function public.slow_commit()`);
+    }
+  });
+
   test('a submit in a REPEATABLE READ transaction older than the running task counts it (limit 1): the second waits without a backend', async () => {
     // Such a transaction sees the rows as they were at its start, before the first task ran.
     await db.sql(`insert into bgtask.role_settings values ('carol', 1)`);

@@ -257,6 +257,15 @@ describe('a NOLOGIN owner role shared by two logins', () => {
   });
 });
 
+describe('what a task shows is what it runs', () => {
+  test('a direct call of _submit with display text unlike its steps stores the steps\' text', async () => {
+    const [{ id }] = await as('alice', `select bgtask._submit(array['select 1', 'select 2'], null, '{}', 'select harmless', '{}') as id`);
+    const [{ sql }] = await as('alice', 'select sql from bgtask.tbl_task where id = $1', [id]);
+    assert.equal(sql, 'select 1;\nselect 2');
+    assert.equal((await db.waitFor(Number(id))).state, 'done');
+  });
+});
+
 describe('result tables of a shared owner role', () => {
   test('a row-level security policy added by another member is never run by a reader: the rows are refused with why', async () => {
     await db.sql('grant app_owner to bob');
